@@ -1,0 +1,122 @@
+// Package detect runs the detection pipeline over one batch of audit log
+// lines: parse, match rules, aggregate per (rule, group), apply the
+// aggregates to the rolling State, and publish the findings that are due.
+//
+// It declares the State and Publisher interfaces that the adapters implement
+// (memstate and dynamostate, the stdout and SNS publishers) and the types
+// that cross them. It imports no AWS SDK.
+package detect
+
+import (
+	"context"
+	"time"
+
+	"github.com/anonwatch/anonwatch/internal/rules"
+)
+
+// BucketWidth is the granularity of rolling windows. A rule's window covers
+// the window/BucketWidth buckets that end with the bucket of the newest event.
+const BucketWidth = time.Minute
+
+// Group is the value of a rule's group_by fields for one request. Fields the
+// rule does not group by are empty.
+type Group struct {
+	SrcIP       string   `json:"src_ip,omitempty"`
+	ClusterName string   `json:"cluster_name,omitempty"`
+	User        string   `json:"user,omitempty"`
+	Groups      []string `json:"groups,omitempty"`
+	UserAgent   string   `json:"user_agent,omitempty"`
+}
+
+// Aggregate is what one batch contributed to one (rule, group).
+type Aggregate struct {
+	Rule string
+	// Key identifies (rule, group) in state. It is derived from the rule id
+	// and the group values only, so every batch computes the same key.
+	Key    string
+	Group  Group
+	Window time.Duration // the rule's threshold window
+	Count  int64
+	// FirstSeen and LastSeen are the min and max requestReceivedTimestamp.
+	FirstSeen, LastSeen time.Time
+	Buckets             []Bucket // ascending by Start
+	// Values are the distinct collected values over the whole batch,
+	// keyed by field name, each keeping the ReportValuesCap smallest.
+	Values          map[string][]string
+	ValuesTruncated bool
+}
+
+// Bucket is one BucketWidth of a group's activity.
+type Bucket struct {
+	Start time.Time // UTC, truncated to BucketWidth
+	Count int64
+	// First and Last are the earliest and latest event times in the bucket.
+	First, Last time.Time
+	// Distinct holds, per field that a threshold or escalation counts,
+	// the hashes (DistinctHash) of the values seen, at most DistinctCap.
+	Distinct map[string][]string
+	// Saturated names the fields whose Distinct set hit DistinctCap.
+	Saturated []string
+	// Marks are the indices of the rule's per-event escalations that some
+	// event in this bucket satisfied.
+	Marks []int
+	// Values are sample collected values for display, at most
+	// BucketValuesCap per field, each at most StoredValueLen bytes.
+	Values map[string][]string
+}
+
+// Caps that bound memory and state item size.
+const (
+	// DistinctCap bounds a bucket's distinct set. rules.Load rejects a
+	// distinct threshold above rules.MaxDistinct (< DistinctCap), so a
+	// saturated set never changes a threshold decision.
+	DistinctCap = 128
+	// BucketValuesCap bounds the display values kept per field per bucket.
+	BucketValuesCap = 10
+	// StoredValueLen bounds the length of one stored display value.
+	StoredValueLen = 256
+	// ReportValuesCap bounds an Aggregate's values per field.
+	ReportValuesCap = 50
+)
+
+// Window is what a group's state holds after a batch was applied: every
+// bucket with Start in the rule's window ending at the aggregate's newest
+// bucket, merged over all batches ever applied.
+type Window struct {
+	Key     string
+	Buckets []Bucket // ascending by Start
+}
+
+// Claim asks to publish one finding.
+type Claim struct {
+	Key       string // the Aggregate.Key
+	FindingID string
+	Batch     string // the batch that makes the claim
+	Severity  rules.Severity
+	// At is the event time the finding was evaluated at. The claim is
+	// granted when no finding was sent for Key, or the last one's
+	// suppression ended at or before At, or Severity is higher than the
+	// last one's.
+	At            time.Time
+	SuppressUntil time.Time
+}
+
+// State is the rolling per-group state.
+type State interface {
+	// Apply adds aggs to the state at most once per batch id, however
+	// often it is called with the same batch, and returns one Window per
+	// aggregate, in the same order.
+	Apply(ctx context.Context, batch string, aggs []Aggregate) ([]Window, error)
+	// Claim reserves the right to publish c. It reports false when the
+	// finding is suppressed or another batch holds a live claim on Key.
+	// A claim by the same batch is granted again, so a retried batch
+	// re-publishes a finding whose publish had failed.
+	Claim(ctx context.Context, c Claim) (bool, error)
+	// MarkSent records that c was published, starting its suppression.
+	MarkSent(ctx context.Context, c Claim) error
+}
+
+// Publisher delivers findings to people and machines.
+type Publisher interface {
+	Publish(ctx context.Context, f *Finding) error
+}

@@ -1,0 +1,81 @@
+// Package rules loads detection rules from YAML, compiles their CEL
+// conditions once, and matches audit events against them.
+//
+// Rules are data: the default set is embedded (default.yaml) and a user can
+// replace it with their own file. Every CEL expression is compiled by Load, so
+// a bad rule fails start-up with a message that names it.
+package rules
+
+import (
+	"time"
+)
+
+// Severity orders findings. The zero value is invalid.
+type Severity int
+
+// Severities, in increasing order.
+const (
+	Low Severity = iota + 1
+	Medium
+	High
+	Critical
+)
+
+// Field names a value of an audit event that rules group by, collect, or
+// count distinct values of. The names are the rule file's vocabulary.
+type Field string
+
+// Fields known to rules.
+const (
+	FieldSrcIP       Field = "src_ip"
+	FieldClusterName Field = "cluster_name"
+	FieldUser        Field = "user"
+	FieldGroups      Field = "groups" // sorted, joined with ","
+	FieldUserAgent   Field = "user_agent"
+	FieldPath        Field = "path" // requestURI without its query
+	FieldRequestURI  Field = "request_uri"
+	FieldVerb        Field = "verb"
+	FieldCode        Field = "code" // response code, decimal
+	FieldReason      Field = "reason"
+	FieldResource    Field = "resource"
+	FieldNamespace   Field = "namespace"
+)
+
+// Rule is one compiled detection rule.
+type Rule struct {
+	ID          string
+	Title       string
+	Description string
+	Severity    Severity // base severity
+	MITRE       []string
+	GroupBy     []Field
+	Collect     []Field
+	Threshold   Threshold
+	// Suppress is how long, in event time, the same rule and group stays
+	// quiet after a finding at the same or lower severity.
+	Suppress time.Duration
+	// Escalate raises the severity when a condition holds over the window.
+	Escalate []Escalation
+	// RequiresAny lists literal strings of which at least one appears in
+	// every raw audit line this rule can match. Empty means no pre-filter.
+	RequiresAny []string
+	// match/exclude programs are unexported.
+}
+
+// Threshold says when a group's window makes a finding.
+type Threshold struct {
+	Count     int64 // at least this many matching requests (0: not used)
+	Distinct  Field // if set, at least DistinctN distinct values of this field
+	DistinctN int
+	Window    time.Duration
+}
+
+// Escalation raises a finding to Severity when its condition holds. Exactly
+// one of Count, DistinctN or When is set.
+type Escalation struct {
+	Severity  Severity
+	Count     int64
+	Distinct  Field
+	DistinctN int
+	When      string // CEL over one event: true if any event in the window satisfied it
+}
