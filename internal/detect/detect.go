@@ -60,9 +60,14 @@ type Bucket struct {
 	// Marks are the indices of the rule's per-event escalations that some
 	// event in this bucket satisfied.
 	Marks []int
-	// Values are sample collected values for display, at most
-	// BucketValuesCap per field, each at most StoredValueLen bytes.
-	Values map[string][]string
+	// Values are sample collected values for display. An aggregate holds
+	// at most BucketValuesCap per field, each at most StoredValueLen bytes.
+	// State adds a batch's values to a stored bucket only while the number
+	// of values offered to it so far is below BucketValuesBudget, and sets
+	// ValuesTruncated when it refuses some; so a stored bucket stays small
+	// whatever an attacker sends.
+	Values          map[string][]string
+	ValuesTruncated bool
 }
 
 // Caps that bound memory and state item size.
@@ -73,6 +78,8 @@ const (
 	DistinctCap = 128
 	// BucketValuesCap bounds the display values kept per field per bucket.
 	BucketValuesCap = 10
+	// BucketValuesBudget bounds the values offered to one stored bucket.
+	BucketValuesBudget = 40
 	// StoredValueLen bounds the length of one stored display value.
 	StoredValueLen = 256
 	// ReportValuesCap bounds an Aggregate's values per field.
