@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/anonwatch/anonwatch/internal/audit"
+	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/jsonlpub"
+	"github.com/anonwatch/anonwatch/internal/memstate"
+	"github.com/anonwatch/anonwatch/internal/rules"
+)
+
+// inputError marks a failure to read input: exit status 2, like usage.
+type inputError struct{ err error }
+
+func (e inputError) Error() string { return e.err.Error() }
+func (e inputError) Unwrap() error { return e.err }
+
+func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rulesFile := fs.String("rules", "", "rule file (default: the embedded rules)")
+	cluster := fs.String("cluster", "local", "cluster name for input that carries no log group")
+	report := fs.Bool("report", false, "print the aggregate table over the whole input, ignoring thresholds, windows and suppression")
+	table := fs.String("table", "", "use this DynamoDB table for state instead of memory (honours AWS_ENDPOINT_URL_DYNAMODB)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--report] [--table NAME] FILE...")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	if *report && *table != "" {
+		fmt.Fprintln(stderr, "anonwatch replay: --report and --table exclude each other")
+		return exitUsage
+	}
+	set, err := loadRules(*rulesFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "anonwatch replay:", err)
+		return exitUsage
+	}
+	inputs, err := expandInputs(fs.Args())
+	if err != nil {
+		fmt.Fprintln(stderr, "anonwatch replay:", err)
+		return exitUsage
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rd := &reader{cluster: *cluster, lim: cwlogs.DefaultLimits, maxLine: audit.DefaultMaxSize}
+
+	var (
+		state detect.State
+		calls func() int64
+	)
+	switch {
+	case *table != "":
+		st, err := newTableState(ctx, *table)
+		if err != nil {
+			fmt.Fprintln(stderr, "anonwatch replay:", err)
+			return exitError
+		}
+		state, calls = st, st.Calls
+	default:
+		state = memstate.New(time.Now, memstate.DefaultLease)
+	}
+	det, err := detect.New(detect.Config{
+		Rules:     set,
+		State:     state,
+		Publisher: jsonlpub.New(stdout),
+		Logger:    logger,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "anonwatch replay:", err)
+		return exitUsage
+	}
+
+	began := time.Now()
+	var total totals
+	var rep *reportTable
+	if *report {
+		rep = newReportTable(set)
+	}
+	prog := newProgress(stderr, inputs)
+	for _, name := range inputs {
+		err := withInput(name, stdin, prog, func(r io.Reader) error {
+			return rd.each(name, r, func(b *cwlogs.Batch) error {
+				if rep != nil {
+					aggs, res := det.Aggregate(b)
+					total.add(&res)
+					rep.add(aggs)
+					return nil
+				}
+				res, err := det.Process(ctx, b)
+				total.add(&res)
+				if err != nil {
+					return &pipelineError{err}
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			prog.done()
+			fmt.Fprintln(stderr, "anonwatch replay:", err)
+			var ie inputError
+			if errors.As(err, &ie) {
+				return exitUsage
+			}
+			return exitError
+		}
+	}
+	prog.done()
+	if rep != nil {
+		if err := rep.write(stdout); err != nil {
+			fmt.Fprintln(stderr, "anonwatch replay:", err)
+			return exitError
+		}
+	}
+	total.files = len(inputs)
+	fmt.Fprintln(stderr, total.summary(*report, time.Since(began), calls))
+	return exitOK
+}
+
+// withInput opens name ("-" is stdin) and runs fn over it. Errors opening
+// or reading the input are inputErrors.
+func withInput(name string, stdin io.Reader, prog *progress, fn func(io.Reader) error) error {
+	var r io.Reader = stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return inputError{err}
+		}
+		defer f.Close()
+		r = f
+	}
+	err := fn(prog.wrap(r))
+	var pe *pipelineError
+	if err != nil && !errors.As(err, &pe) {
+		return inputError{err}
+	}
+	return err
+}
+
+// pipelineError marks a failure of state or publishing, as opposed to input.
+type pipelineError struct{ err error }
+
+func (e *pipelineError) Error() string { return e.err.Error() }
+func (e *pipelineError) Unwrap() error { return e.err }
+
+func loadRules(path string) (*rules.Set, error) {
+	if path == "" {
+		return rules.Default()
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return rules.Load(path, src)
+}
+
+// totals adds up batch results for the summary line.
+type totals struct {
+	files, batches, control                     int
+	events, filtered, parsed, matched, due, pub int
+	suppressed, aggregates                      int
+	evalErrors                                  int64
+	skipped                                     map[string]int
+}
+
+func (t *totals) add(r *detect.Result) {
+	t.batches++
+	if r.Control {
+		t.control++
+	}
+	t.events += r.Events
+	t.filtered += r.Filtered
+	t.parsed += r.Parsed
+	t.matched += r.Matched
+	t.aggregates += r.Aggregates
+	t.due += r.Due
+	t.pub += r.Published
+	t.suppressed += r.Suppressed
+	t.evalErrors += r.EvalErrors
+	for k, v := range r.Skipped {
+		if t.skipped == nil {
+			t.skipped = map[string]int{}
+		}
+		t.skipped[k] += v
+	}
+}
+
+func (t *totals) summary(report bool, took time.Duration, calls func() int64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "anonwatch replay: %d files, %d batches (%d control), %d events: %d filtered, %d parsed, %d skipped",
+		t.files, t.batches, t.control, t.events, t.filtered, t.parsed, sum(t.skipped))
+	if len(t.skipped) > 0 {
+		keys := make([]string, 0, len(t.skipped))
+		for k := range t.skipped {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s %d", k, t.skipped[k])
+		}
+		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&b, "; %d matches", t.matched)
+	if t.evalErrors > 0 {
+		fmt.Fprintf(&b, ", %d rule evaluation errors", t.evalErrors)
+	}
+	if !report {
+		fmt.Fprintf(&b, "; %d findings due, %d published, %d suppressed", t.due, t.pub, t.suppressed)
+	}
+	if calls != nil {
+		fmt.Fprintf(&b, "; %d DynamoDB calls", calls())
+	}
+	fmt.Fprintf(&b, " (%s)", took.Round(time.Millisecond))
+	return b.String()
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// reportTable merges aggregates over the whole input.
+type reportTable struct {
+	rules map[string]*rules.Rule
+	aggs  map[string]*detect.Aggregate
+}
+
+func newReportTable(set *rules.Set) *reportTable {
+	t := &reportTable{rules: map[string]*rules.Rule{}, aggs: map[string]*detect.Aggregate{}}
+	for _, r := range set.Rules() {
+		t.rules[r.ID] = r
+	}
+	return t
+}
+
+func (t *reportTable) add(aggs []detect.Aggregate) {
+	for i := range aggs {
+		a := &aggs[i]
+		if cur := t.aggs[a.Key]; cur != nil {
+			cur.Merge(a)
+			continue
+		}
+		cp := *a
+		cp.Buckets = nil
+		t.aggs[a.Key] = &cp
+	}
+}
+
+// reportValueFields are the values of ESCU's stats clause, the columns of
+// every --report line.
+var reportValueFields = []rules.Field{rules.FieldReason, rules.FieldCode, rules.FieldUserAgent, rules.FieldVerb, rules.FieldRequestURI}
+
+// reportRow is one line of --report, in the shape of an ESCU stats search.
+// Group fields are pointers so a field the rule does not group by is left
+// out, while a grouped empty value still prints.
+type reportRow struct {
+	Rule            string              `json:"rule"`
+	SrcIP           *string             `json:"src_ip,omitempty"`
+	ClusterName     *string             `json:"cluster_name,omitempty"`
+	User            *string             `json:"user,omitempty"`
+	Groups          *[]string           `json:"groups,omitempty"`
+	UserAgent       *string             `json:"user_agent,omitempty"`
+	Count           int64               `json:"count"`
+	FirstSeen       string              `json:"first_seen"`
+	LastSeen        string              `json:"last_seen"`
+	Values          map[string][]string `json:"values"`
+	ValuesTruncated bool                `json:"values_truncated,omitempty"`
+}
+
+func (t *reportTable) write(w io.Writer) error {
+	keys := make([]string, 0, len(t.aggs))
+	for k := range t.aggs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := t.aggs[keys[i]], t.aggs[keys[j]]
+		if a.Rule != b.Rule {
+			return a.Rule < b.Rule
+		}
+		return keys[i] < keys[j]
+	})
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, k := range keys {
+		a := t.aggs[k]
+		row := reportRow{
+			Rule:            a.Rule,
+			Count:           a.Count,
+			FirstSeen:       a.FirstSeen.UTC().Format(time.RFC3339Nano),
+			LastSeen:        a.LastSeen.UTC().Format(time.RFC3339Nano),
+			Values:          map[string][]string{},
+			ValuesTruncated: a.ValuesTruncated,
+		}
+		g := a.Group
+		for _, f := range t.rules[a.Rule].GroupBy {
+			switch f {
+			case rules.FieldSrcIP:
+				row.SrcIP = &g.SrcIP
+			case rules.FieldClusterName:
+				row.ClusterName = &g.ClusterName
+			case rules.FieldUser:
+				row.User = &g.User
+			case rules.FieldGroups:
+				gs := g.Groups
+				if gs == nil {
+					gs = []string{}
+				}
+				row.Groups = &gs
+			case rules.FieldUserAgent:
+				row.UserAgent = &g.UserAgent
+			}
+		}
+		for _, f := range reportValueFields {
+			if vs := a.Values[string(f)]; len(vs) > 0 {
+				row.Values[string(f)] = vs
+			} else {
+				row.Values[string(f)] = []string{}
+			}
+		}
+		if err := enc.Encode(row); err != nil {
+			return err
+		}
+	}
+	return nil
+}

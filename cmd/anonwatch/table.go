@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/anonwatch/anonwatch/internal/dynamostate"
+)
+
+func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 || args[0] != "create" {
+		fmt.Fprintln(stderr, "usage: anonwatch table create NAME")
+		return exitUsage
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "anonwatch table create:", err)
+		return exitError
+	}
+	err = dynamostate.CreateTable(ctx, dynamostate.NewClient(cfg), args[1])
+	switch {
+	case errors.Is(err, dynamostate.ErrTTLUnsupported):
+		fmt.Fprintf(stderr, "anonwatch table create: warning: %v\n", err)
+	case err != nil:
+		fmt.Fprintln(stderr, "anonwatch table create:", err)
+		return exitError
+	}
+	fmt.Fprintf(stdout, "table %s ready\n", args[1])
+	return exitOK
+}
+
+// newTableState builds the DynamoDB state for replay --table.
+func newTableState(ctx context.Context, table string) (*dynamostate.State, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	return dynamostate.New(dynamostate.NewClient(cfg), table, time.Now), nil
+}

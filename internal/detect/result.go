@@ -1,0 +1,38 @@
+package detect
+
+// Reasons a log line is skipped. Each is counted in Result.Skipped.
+const (
+	SkipTruncated = "truncated"       // CloudWatch cut the line ("[Truncated...]")
+	SkipTooLarge  = "too_large"       // above the parser's size bound
+	SkipMalformed = "malformed"       // not valid JSON, or wrong field types
+	SkipNotAudit  = "not_audit"       // valid JSON, but not an audit.k8s.io Event
+	SkipStage     = "non_final_stage" // RequestReceived/ResponseStarted: counted at its final stage
+	SkipDuplicate = "duplicate_id"    // a log event id seen earlier in the batch
+)
+
+// Result summarises one batch.
+type Result struct {
+	Batch   string `json:"batch"` // the batch id used for idempotency
+	Cluster string `json:"cluster"`
+	Control bool   `json:"control,omitempty"` // a CONTROL_MESSAGE: nothing done
+	Events  int    `json:"events"`            // log events in the batch
+	// Filtered lines were never parsed: no rule's pre-filter string occurs.
+	Filtered   int            `json:"filtered"`
+	Skipped    map[string]int `json:"skipped,omitempty"`
+	Parsed     int            `json:"parsed"`     // final-stage audit events
+	Matched    int            `json:"matched"`    // (event, rule) matches
+	Aggregates int            `json:"aggregates"` // (rule, group) pairs touched
+	EvalErrors int64          `json:"eval_errors,omitempty"`
+	Due        int            `json:"due"`        // findings whose threshold holds
+	Suppressed int            `json:"suppressed"` // due, but claimed or sent already
+	Published  int            `json:"published"`
+}
+
+// SkippedTotal returns the number of skipped lines over all reasons.
+func (r *Result) SkippedTotal() int {
+	n := 0
+	for _, v := range r.Skipped {
+		n += v
+	}
+	return n
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test: installs the pinned tools, starts the emulators on
+# loopback, runs `go test` with the integration tag (unit tests included),
+# and stops the emulators by PID whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/tools.sh
+
+dyn_port=${ANONWATCH_DYNALITE_PORT:-4567}
+sns_port=${ANONWATCH_GOAWS_PORT:-4100}
+cleanup() {
+  scripts/dynalite.sh stop >/dev/null 2>&1 || true
+  if [[ -x scripts/goaws.sh ]]; then scripts/goaws.sh stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+scripts/dynalite.sh start "$dyn_port" >/dev/null
+export ANONWATCH_TEST_DYNAMODB="http://127.0.0.1:$dyn_port"
+if [[ -x scripts/goaws.sh ]]; then
+  scripts/goaws.sh start "$sns_port" >/dev/null
+  export ANONWATCH_TEST_SNS="http://127.0.0.1:$sns_port"
+fi
+export ANONWATCH_BIN="$PWD/.bin"
+
+go test -race -count=1 -tags integration "$@" ./...

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the pinned tools the tests need into .bin (Go) and tools/node
+# (npm). Every version is pinned here or in tools/node/package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$PWD/.bin
+mkdir -p "$bin"
+
+goinstall() { # name package@version
+  local name=$1 pkg=$2 stamp="$bin/.$1.version"
+  if [[ -x $bin/$name && -f $stamp && $(cat "$stamp") == "$pkg" ]]; then return; fi
+  echo "tools: installing $pkg" >&2
+  local tmp; tmp=$(mktemp -d)
+  GOBIN=$tmp go install "$pkg"
+  mv "$tmp"/* "$bin/$name"
+  rmdir "$tmp"
+  echo "$pkg" > "$stamp"
+}
+
+goinstall goaws github.com/Admiral-Piett/goaws/app/cmd@v0.4.5
+goinstall aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
+goinstall staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+if [[ ! -d tools/node/node_modules/dynalite ]]; then
+  echo "tools: installing dynalite (npm ci)" >&2
+  (cd tools/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
