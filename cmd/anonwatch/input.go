@@ -21,7 +21,7 @@ import (
 const linesPerBatch = 10000
 
 // expandInputs turns the command line into files: "-" stays, a folder
-// becomes its .json, .jsonl and .json.gz files (recursively, sorted).
+// becomes the .json, .jsonl and .json.gz files directly inside it, sorted.
 func expandInputs(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
@@ -37,18 +37,17 @@ func expandInputs(args []string) ([]string, error) {
 			out = append(out, a)
 			continue
 		}
-		var found []string
-		err = filepath.WalkDir(a, func(p string, d os.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !d.IsDir() && isInputName(p) {
-				found = append(found, p)
-			}
-			return nil
-		})
+		// A folder means the files directly inside it: events/ holds the
+		// subscription events, events/src their JSON-lines sources.
+		entries, err := os.ReadDir(a)
 		if err != nil {
 			return nil, err
+		}
+		var found []string
+		for _, e := range entries {
+			if !e.IsDir() && isInputName(e.Name()) {
+				found = append(found, filepath.Join(a, e.Name()))
+			}
 		}
 		sort.Strings(found)
 		out = append(out, found...)

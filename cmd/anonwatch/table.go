@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/anonwatch/anonwatch/internal/dynamostate"
 )
@@ -22,7 +23,7 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "anonwatch table create:", err)
 		return exitError
 	}
-	err = dynamostate.CreateTable(ctx, dynamostate.NewClient(cfg), args[1])
+	err = dynamostate.CreateTable(ctx, dynamodb.NewFromConfig(cfg, dynamostate.ClientOptions()...), args[1])
 	switch {
 	case errors.Is(err, dynamostate.ErrTTLUnsupported):
 		fmt.Fprintf(stderr, "anonwatch table create: warning: %v\n", err)
@@ -40,5 +41,5 @@ func newTableState(ctx context.Context, table string) (*dynamostate.State, error
 	if err != nil {
 		return nil, fmt.Errorf("load AWS config: %w", err)
 	}
-	return dynamostate.New(dynamostate.NewClient(cfg), table, time.Now), nil
+	return dynamostate.New(dynamodb.NewFromConfig(cfg, dynamostate.ClientOptions()...), table, time.Now), nil
 }
