@@ -1,0 +1,691 @@
+package deploy
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/cloudformation/cloudwatch"
+	"github.com/awslabs/goformation/v7/cloudformation/dynamodb"
+	"github.com/awslabs/goformation/v7/cloudformation/logs"
+	"github.com/awslabs/goformation/v7/cloudformation/serverless"
+	"github.com/awslabs/goformation/v7/cloudformation/sns"
+	"github.com/awslabs/goformation/v7/cloudformation/sqs"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/anonwatch/anonwatch/internal/rules"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// The template's resources, their types and conditions. A resource added to
+// or removed from template.yaml fails here until the tests cover it.
+var wantResources = map[string]struct{ typ, condition string }{
+	"DetectorFunction":       {"AWS::Serverless::Function", ""},
+	"DetectorLogGroup":       {"AWS::Logs::LogGroup", ""},
+	"SlackNotifierFunction":  {"AWS::Serverless::Function", "HasSlack"},
+	"SlackNotifierLogGroup":  {"AWS::Logs::LogGroup", "HasSlack"},
+	"Table":                  {"AWS::DynamoDB::Table", ""},
+	"Topic":                  {"AWS::SNS::Topic", ""},
+	"EmailSubscription":      {"AWS::SNS::Subscription", "HasAlertEmail"},
+	"AlarmTopic":             {"AWS::SNS::Topic", ""},
+	"AlarmTopicPolicy":       {"AWS::SNS::TopicPolicy", ""},
+	"AlarmEmailSubscription": {"AWS::SNS::Subscription", "HasAlertEmail"},
+	"DeadLetterQueue":        {"AWS::SQS::Queue", ""},
+	"DetectorErrorsAlarm":    {"AWS::CloudWatch::Alarm", ""},
+	"DetectorThrottlesAlarm": {"AWS::CloudWatch::Alarm", ""},
+	"DetectorDurationAlarm":  {"AWS::CloudWatch::Alarm", ""},
+	"DeadLetterQueueAlarm":   {"AWS::CloudWatch::Alarm", ""},
+}
+
+func TestTemplateResources(t *testing.T) {
+	l := load(t)
+	if got := l.raw["Transform"]; got != "AWS::Serverless-2016-10-31" {
+		t.Errorf("Transform = %v, want AWS::Serverless-2016-10-31", got)
+	}
+	// goformation does not merge Globals into resources, so a property set
+	// there would escape every assertion below.
+	if g, ok := l.raw["Globals"]; ok {
+		t.Errorf("template has Globals (%v); state each property on its resource", g)
+	}
+	type res struct{ typ, condition string }
+	got := map[string]res{}
+	for name, r := range asMap(l.raw["Resources"]) {
+		r := asMap(r)
+		typ, _ := r["Type"].(string)
+		cond, _ := r["Condition"].(string)
+		got[name] = res{typ, cond}
+		// goformation picks the struct by Type; a wrong Type that still
+		// names a real resource would parse as that resource.
+		if typed, ok := l.typed.Resources[name]; !ok || typed.AWSCloudFormationType() != typ {
+			t.Errorf("%s: goformation parsed it as %v, want %s", name, typed, typ)
+		}
+	}
+	want := map[string]res{}
+	for name, w := range wantResources {
+		want[name] = res(w)
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(res{})); diff != "" {
+		t.Errorf("resources (-want +got):\n%s", diff)
+	}
+}
+
+func TestParameters(t *testing.T) {
+	l := load(t)
+	retention := []any{}
+	for _, d := range []float64{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653} {
+		retention = append(retention, d)
+	}
+	var severities []any
+	for s := rules.Low; s <= rules.Critical; s++ {
+		severities = append(severities, s.String())
+	}
+	want := cloudformation.Parameters{
+		"ClusterName": {
+			Type:                  "String",
+			AllowedPattern:        ptr("^[0-9A-Za-z][A-Za-z0-9_-]*$"),
+			MinLength:             ptr(1),
+			MaxLength:             ptr(100),
+			ConstraintDescription: ptr("an EKS cluster name (letters, digits, - and _)"),
+		},
+		"FilterPattern": {Type: "String", Default: "", MaxLength: ptr(1024)},
+		"AlertEmail": {
+			Type: "String", Default: "",
+			AllowedPattern:        ptr(`^$|^[^@\s]+@[^@\s]+$`),
+			ConstraintDescription: ptr("empty, or one e-mail address"),
+		},
+		// The e-mail threshold speaks the rule files' severity names.
+		"EmailMinSeverity": {Type: "String", Default: "high", AllowedValues: severities},
+		"SlackWebhookParameter": {
+			Type: "String", Default: "",
+			AllowedPattern:        ptr("^$|^/[A-Za-z0-9_./-]+$"),
+			ConstraintDescription: ptr("empty, or a parameter name that starts with /"),
+		},
+		"RulesFile": {
+			Type: "String", Default: "",
+			AllowedPattern:        ptr("^$|^[A-Za-z0-9_][A-Za-z0-9_./-]*$"),
+			ConstraintDescription: ptr("empty, or a relative path"),
+		},
+		"PointInTimeRecovery": {Type: "String", Default: "true", AllowedValues: []any{"true", "false"}},
+		// The retention periods CloudWatch Logs accepts (PutRetentionPolicy,
+		// retentionInDays).
+		"LogRetentionDays": {Type: "Number", Default: float64(30), AllowedValues: retention},
+	}
+	got := cloudformation.Parameters{}
+	for name, p := range l.typed.Parameters {
+		p.Description = nil // prose, checked by reading
+		got[name] = p
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parameters (-want +got):\n%s", diff)
+	}
+	// Only ClusterName has no default: with samconfig.toml, it is the one
+	// value a first deployment must be given.
+	for name, p := range l.typed.Parameters {
+		if _, ok := asMap(asMap(l.raw["Parameters"])[name])["Default"]; !ok && name != "ClusterName" {
+			t.Errorf("parameter %s (%+v) has no default", name, p)
+		}
+	}
+}
+
+// TestParameterPatterns checks that the AllowedPatterns accept and refuse
+// what their descriptions say. CloudFormation evaluates them as Java
+// regular expressions; these use nothing Go's regexp reads differently.
+func TestParameterPatterns(t *testing.T) {
+	l := load(t)
+	tests := []struct {
+		param string
+		value string
+		want  bool
+	}{
+		{"ClusterName", "prod-eu_1", true},
+		{"ClusterName", "-prod", false},
+		{"ClusterName", "prod/1", false},
+		{"AlertEmail", "", true},
+		{"AlertEmail", "secops@example.com", true},
+		{"AlertEmail", "secops", false},
+		{"AlertEmail", "a b@example.com", false},
+		{"SlackWebhookParameter", "", true},
+		{"SlackWebhookParameter", "/anonwatch/slack-webhook", true},
+		// The policy's ARN is ...:parameter${SlackWebhookParameter}, which
+		// needs the leading slash.
+		{"SlackWebhookParameter", "anonwatch/slack-webhook", false},
+		{"SlackWebhookParameter", "/anonwatch/*", false},
+		{"RulesFile", "", true},
+		{"RulesFile", "rules.yaml", true},
+		{"RulesFile", "rules/prod.yaml", true},
+		{"RulesFile", "/etc/rules.yaml", false},
+		{"RulesFile", "../rules.yaml", false},
+	}
+	for _, tt := range tests {
+		p, ok := l.typed.Parameters[tt.param]
+		if !ok || p.AllowedPattern == nil {
+			t.Fatalf("parameter %s has no AllowedPattern", tt.param)
+		}
+		re := regexp.MustCompile(*p.AllowedPattern)
+		if got := re.MatchString(tt.value); got != tt.want {
+			t.Errorf("%s AllowedPattern %q on %q = %v, want %v", tt.param, *p.AllowedPattern, tt.value, got, tt.want)
+		}
+	}
+}
+
+func TestConditions(t *testing.T) {
+	l := load(t)
+	notEmpty := func(param string) any {
+		return map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": param}, ""}}}}
+	}
+	want := map[string]any{
+		"HasAlertEmail":          notEmpty("AlertEmail"),
+		"HasSlack":               notEmpty("SlackWebhookParameter"),
+		"HasRulesFile":           notEmpty("RulesFile"),
+		"HasCustomFilterPattern": notEmpty("FilterPattern"),
+	}
+	if diff := cmp.Diff(want, l.raw["Conditions"]); diff != "" {
+		t.Errorf("conditions (-want +got):\n%s", diff)
+	}
+}
+
+// wantLogging is the LoggingConfig both functions carry: JSON logs, which
+// lambdacontext's slog handler writes, at INFO, with Lambda's own platform
+// lines only from WARN up.
+func wantLogging(logGroup string) map[string]any {
+	return map[string]any{
+		"LogFormat":           "JSON",
+		"ApplicationLogLevel": "INFO",
+		"SystemLogLevel":      "WARN",
+		"LogGroup":            map[string]any{"Ref": logGroup},
+	}
+}
+
+func TestDetectorFunction(t *testing.T) {
+	l := load(t)
+	got, err := l.typed.GetServerlessFunctionWithName("DetectorFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pattern := defaultFilterPattern(t, l)
+	want := &serverless.Function{
+		Description:   ptr("Reads EKS audit events and publishes anonymous-access findings."),
+		CodeUri:       &serverless.Function_CodeUri{String: ptr(".")},
+		Handler:       ptr("bootstrap"),
+		Runtime:       ptr("provided.al2023"),
+		Architectures: []string{"arm64"},
+		MemorySize:    ptr(128),
+		Timeout:       ptr(60),
+		Environment: &serverless.Function_FunctionEnvironment{Variables: map[string]string{
+			EnvTableName: "{Ref:Table}",
+			EnvTopicARN:  "{Ref:Topic}",
+			// Unset, not empty, when the parameter is empty.
+			EnvRulesFile:                "{If:HasRulesFile|{Ref:RulesFile}|{Ref:AWS::NoValue}}",
+			"AWS_ENDPOINT_URL_DYNAMODB": "",
+			"AWS_ENDPOINT_URL_SNS":      "",
+		}},
+		Events: map[string]serverless.Function_EventSource{
+			"AuditLog": {
+				Type: "CloudWatchLogs",
+				Properties: &serverless.Function_Properties{CloudWatchLogsEvent: &serverless.Function_CloudWatchLogsEvent{
+					LogGroupName:  "{Sub:/aws/eks/${ClusterName}/cluster}",
+					FilterPattern: "{If:HasCustomFilterPattern|{Ref:FilterPattern}|" + pattern + "}",
+				}},
+			},
+		},
+		EventInvokeConfig: wantEventInvokeConfig(),
+		AWSCloudFormationMetadata: map[string]any{
+			"BuildMethod": "makefile",
+		},
+	}
+	checkFunction(t, l, "DetectorFunction", got, want)
+	if diff := cmp.Diff(wantLogging("DetectorLogGroup"), rawProperty(t, l, "DetectorFunction", "LoggingConfig")); diff != "" {
+		t.Errorf("DetectorFunction LoggingConfig (-want +got):\n%s", diff)
+	}
+
+	// Least privilege: these two statements and nothing else. SAM adds
+	// sqs:SendMessage on the dead-letter queue for the SQS destination,
+	// and AWSLambdaBasicExecutionRole for the logs.
+	wantStatements := []any{
+		map[string]any{
+			"Sid": "RollingState", "Effect": "Allow",
+			"Action":   toAny(DetectorDynamoDBActions),
+			"Resource": "{GetAtt:Table.Arn}",
+		},
+		map[string]any{
+			"Sid": "PublishFindings", "Effect": "Allow",
+			"Action":   toAny(DetectorSNSActions),
+			"Resource": "{Ref:Topic}",
+		},
+	}
+	if diff := cmp.Diff(wantStatements, statements(t, got)); diff != "" {
+		t.Errorf("DetectorFunction policy statements (-want +got):\n%s", diff)
+	}
+}
+
+func TestSlackNotifierFunction(t *testing.T) {
+	l := load(t)
+	got, err := l.typed.GetServerlessFunctionWithName("SlackNotifierFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &serverless.Function{
+		Description:   ptr("Posts anonwatch findings to a Slack incoming webhook."),
+		CodeUri:       &serverless.Function_CodeUri{String: ptr(".")},
+		Handler:       ptr("bootstrap"),
+		Runtime:       ptr("provided.al2023"),
+		Architectures: []string{"arm64"},
+		MemorySize:    ptr(128),
+		Timeout:       ptr(15),
+		Environment: &serverless.Function_FunctionEnvironment{Variables: map[string]string{
+			EnvWebhookParameter: "{Ref:SlackWebhookParameter}",
+		}},
+		Events: map[string]serverless.Function_EventSource{
+			"Findings": {
+				Type:       "SNS",
+				Properties: &serverless.Function_Properties{SNSEvent: &serverless.Function_SNSEvent{Topic: "{Ref:Topic}"}},
+			},
+		},
+		EventInvokeConfig:          wantEventInvokeConfig(),
+		AWSCloudFormationMetadata:  map[string]any{"BuildMethod": "makefile"},
+		AWSCloudFormationCondition: "HasSlack",
+	}
+	checkFunction(t, l, "SlackNotifierFunction", got, want)
+	if diff := cmp.Diff(wantLogging("SlackNotifierLogGroup"), rawProperty(t, l, "SlackNotifierFunction", "LoggingConfig")); diff != "" {
+		t.Errorf("SlackNotifierFunction LoggingConfig (-want +got):\n%s", diff)
+	}
+	wantStatements := []any{
+		map[string]any{
+			"Sid": "ReadWebhook", "Effect": "Allow",
+			"Action":   toAny(SlackNotifierSSMActions),
+			"Resource": "{Sub:arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SlackWebhookParameter}}",
+		},
+	}
+	if diff := cmp.Diff(wantStatements, statements(t, got)); diff != "" {
+		t.Errorf("SlackNotifierFunction policy statements (-want +got):\n%s", diff)
+	}
+}
+
+// wantEventInvokeConfig is both functions' asynchronous-invocation setup:
+// two retries, the full six hours of event age, then the dead-letter queue.
+func wantEventInvokeConfig() *serverless.Function_EventInvokeConfig {
+	return &serverless.Function_EventInvokeConfig{
+		MaximumRetryAttempts:     ptr(2),
+		MaximumEventAgeInSeconds: ptr(6 * 3600),
+		DestinationConfig: &serverless.Function_EventInvokeDestinationConfig{
+			OnFailure: &serverless.Function_Destination{Type: ptr("SQS"), Destination: "{GetAtt:DeadLetterQueue.Arn}"},
+		},
+	}
+}
+
+// checkFunction compares a function with want field by field, leaving out
+// Policies (see statements) and the properties goformation does not model.
+func checkFunction(t *testing.T, l *loaded, name string, got, want *serverless.Function) {
+	t.Helper()
+	g := *got
+	g.Policies = nil
+	if diff := cmp.Diff(want, &g); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", name, diff)
+	}
+	// The raw properties must be exactly those goformation saw plus the
+	// unmodelled ones, so nothing hides in a property goformation drops.
+	var keys []string
+	for k := range asMap(rawResource(t, l, name)["Properties"]) {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	wantKeys := []string{"Architectures", "CodeUri", "Description", "Environment", "EventInvokeConfig", "Events", "Handler", "LoggingConfig", "MemorySize", "Policies", "Runtime", "Timeout"}
+	if diff := cmp.Diff(wantKeys, keys); diff != "" {
+		t.Errorf("%s property names (-want +got):\n%s", name, diff)
+	}
+	// goformation keeps an event's properties only if they fit the one
+	// struct it picks, so compare the raw events too.
+	for ev, src := range asMap(rawProperty(t, l, name, "Events")) {
+		props := asMap(asMap(src)["Properties"])
+		var names []string
+		for k := range props {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		var wantNames []string
+		switch asMap(src)["Type"] {
+		case "CloudWatchLogs":
+			wantNames = []string{"FilterPattern", "LogGroupName"}
+		case "SNS":
+			wantNames = []string{"Topic"}
+		}
+		if !slices.Equal(names, wantNames) {
+			t.Errorf("%s event %s has properties %v, want %v", name, ev, names, wantNames)
+		}
+	}
+}
+
+// statements returns a function's inline policy statements, failing the
+// test unless Policies is exactly one policy document of statements: no
+// managed policy names and no SAM policy templates, whose permissions the
+// tests could not see.
+func statements(t *testing.T, fn *serverless.Function) []any {
+	t.Helper()
+	if fn.Policies == nil || fn.Policies.IAMPolicyDocumentArray == nil || len(*fn.Policies.IAMPolicyDocumentArray) != 1 {
+		t.Fatalf("Policies must be one inline policy document, got %+v", fn.Policies)
+	}
+	// goformation's union decoding also fills StringArray and
+	// SAMPolicyTemplateArray with zero values for a list of documents;
+	// anything non-zero there is a real managed policy or template.
+	if sa := fn.Policies.StringArray; sa != nil && slices.ContainsFunc(*sa, func(s string) bool { return s != "" }) {
+		t.Errorf("Policies names managed policies %v", *sa)
+	}
+	if tpl := fn.Policies.SAMPolicyTemplateArray; tpl != nil {
+		for _, p := range *tpl {
+			if !cmp.Equal(p, serverless.Function_SAMPolicyTemplate{}) {
+				t.Errorf("Policies uses a SAM policy template: %+v", p)
+			}
+		}
+	}
+	return (*fn.Policies.IAMPolicyDocumentArray)[0].Statement
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// TestPolicyActions checks the policies' shape beyond the exact statements:
+// no wildcard actions or resources, every statement an Allow, and each
+// service's actions exactly the list this package declares for it.
+func TestPolicyActions(t *testing.T) {
+	l := load(t)
+	tests := []struct {
+		function string
+		want     map[string][]string // service prefix -> actions
+	}{
+		{"DetectorFunction", map[string][]string{"dynamodb": DetectorDynamoDBActions, "sns": DetectorSNSActions}},
+		{"SlackNotifierFunction", map[string][]string{"ssm": SlackNotifierSSMActions}},
+	}
+	for _, tt := range tests {
+		fn, err := l.typed.GetServerlessFunctionWithName(tt.function)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string][]string{}
+		for _, s := range statements(t, fn) {
+			st := asMap(s)
+			if st["Effect"] != "Allow" {
+				t.Errorf("%s: statement %v is not an Allow", tt.function, st)
+			}
+			res, _ := st["Resource"].(string)
+			if res == "" || strings.Contains(res, "*") {
+				t.Errorf("%s: statement %v has resource %q, want one named resource", tt.function, st["Sid"], res)
+			}
+			for _, a := range asStrings(st["Action"]) {
+				if strings.Contains(a, "*") {
+					t.Errorf("%s: wildcard action %q", tt.function, a)
+				}
+				svc, _, _ := strings.Cut(a, ":")
+				got[svc] = append(got[svc], a)
+			}
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s actions by service (-want +got):\n%s", tt.function, diff)
+		}
+	}
+}
+
+func TestLogGroups(t *testing.T) {
+	l := load(t)
+	tests := []struct{ name, logGroupName string }{
+		{"DetectorLogGroup", "{Sub:/aws/lambda/${AWS::StackName}-detector}"},
+		{"SlackNotifierLogGroup", "{Sub:/aws/lambda/${AWS::StackName}-slack-notifier}"},
+	}
+	for _, tt := range tests {
+		got, err := l.typed.GetLogsLogGroupWithName(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := &logs.LogGroup{
+			LogGroupName: ptr(tt.logGroupName),
+			// The Ref's stand-in (see markers); the Ref itself is checked
+			// on raw below.
+			RetentionInDays:            ptr(30),
+			AWSCloudFormationCondition: wantResources[tt.name].condition,
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+		if diff := cmp.Diff(map[string]any{"Ref": "LogRetentionDays"}, rawProperty(t, l, tt.name, "RetentionInDays")); diff != "" {
+			t.Errorf("%s RetentionInDays (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	l := load(t)
+	got, err := l.typed.GetDynamoDBTableWithName("Table")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &dynamodb.Table{
+		AttributeDefinitions: []dynamodb.Table_AttributeDefinition{
+			{AttributeName: TablePartitionKey, AttributeType: "S"},
+			{AttributeName: TableSortKey, AttributeType: "S"},
+		},
+		KeySchema: []dynamodb.Table_KeySchema{
+			{AttributeName: TablePartitionKey, KeyType: "HASH"},
+			{AttributeName: TableSortKey, KeyType: "RANGE"},
+		},
+		BillingMode:      ptr("PAY_PER_REQUEST"),
+		SSESpecification: &dynamodb.Table_SSESpecification{SSEEnabled: true},
+		// The Ref's stand-in; the Ref is checked on raw below.
+		PointInTimeRecoverySpecification: &dynamodb.Table_PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: ptr(true)},
+		TimeToLiveSpecification:          &dynamodb.Table_TimeToLiveSpecification{AttributeName: ptr(TableTTLAttribute), Enabled: true},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Table (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[string]any{"Ref": "PointInTimeRecovery"}, rawProperty(t, l, "Table", "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled")); diff != "" {
+		t.Errorf("Table PointInTimeRecoveryEnabled (-want +got):\n%s", diff)
+	}
+}
+
+func TestTopics(t *testing.T) {
+	l := load(t)
+	tests := []struct {
+		name string
+		want *sns.Topic
+	}{
+		// Findings are encrypted at rest with the AWS managed key.
+		{"Topic", &sns.Topic{DisplayName: ptr("anonwatch"), KmsMasterKeyId: ptr("alias/aws/sns")}},
+		// Not encrypted, on purpose: CloudWatch cannot publish to a topic
+		// under alias/aws/sns (template.yaml explains).
+		{"AlarmTopic", &sns.Topic{DisplayName: ptr("anonwatch alarms")}},
+	}
+	for _, tt := range tests {
+		got, err := l.typed.GetSNSTopicWithName(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+
+	policy, err := l.typed.GetSNSTopicPolicyWithName("AlarmTopicPolicy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPolicy := &sns.TopicPolicy{
+		Topics: []string{"{Ref:AlarmTopic}"},
+		PolicyDocument: map[string]any{
+			"Version": "2012-10-17",
+			"Statement": []any{map[string]any{
+				"Sid":       "CloudWatchAlarmsOfThisAccount",
+				"Effect":    "Allow",
+				"Principal": map[string]any{"Service": "cloudwatch.amazonaws.com"},
+				"Action":    "sns:Publish",
+				"Resource":  "{Ref:AlarmTopic}",
+				// Only alarms of this account and region: the service
+				// principal alone would let any account's alarms publish.
+				"Condition": map[string]any{
+					"StringEquals": map[string]any{"aws:SourceAccount": "{Ref:AWS::AccountId}"},
+					"ArnLike":      map[string]any{"aws:SourceArn": "{Sub:arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*}"},
+				},
+			}},
+		},
+	}
+	if diff := cmp.Diff(wantPolicy, policy); diff != "" {
+		t.Errorf("AlarmTopicPolicy (-want +got):\n%s", diff)
+	}
+}
+
+func TestSubscriptions(t *testing.T) {
+	l := load(t)
+	tests := []struct {
+		name string
+		want *sns.Subscription
+	}{
+		{"EmailSubscription", &sns.Subscription{
+			TopicArn:          "{Ref:Topic}",
+			Protocol:          "email",
+			Endpoint:          ptr("{Ref:AlertEmail}"),
+			FilterPolicyScope: ptr("MessageAttributes"),
+			FilterPolicy: map[string]any{
+				SeverityAttribute: "{FindInMap:SeverityAtOrAbove|{Ref:EmailMinSeverity}|Severities}",
+			},
+			AWSCloudFormationCondition: "HasAlertEmail",
+		}},
+		// Alarms carry no severity attribute: no filter.
+		{"AlarmEmailSubscription", &sns.Subscription{
+			TopicArn:                   "{Ref:AlarmTopic}",
+			Protocol:                   "email",
+			Endpoint:                   ptr("{Ref:AlertEmail}"),
+			AWSCloudFormationCondition: "HasAlertEmail",
+		}},
+	}
+	for _, tt := range tests {
+		got, err := l.typed.GetSNSSubscriptionWithName(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+// TestEmailSeverityFilter resolves the e-mail filter policy for every
+// EmailMinSeverity a user can choose and checks it lets through exactly
+// that severity and the ones above it, in the rules package's order.
+func TestEmailSeverityFilter(t *testing.T) {
+	l := load(t)
+	mapping := asMap(asMap(l.raw["Mappings"])["SeverityAtOrAbove"])
+	p := l.typed.Parameters["EmailMinSeverity"]
+	if len(mapping) != len(p.AllowedValues) {
+		t.Errorf("SeverityAtOrAbove has %d keys, EmailMinSeverity allows %d values", len(mapping), len(p.AllowedValues))
+	}
+	for _, v := range p.AllowedValues {
+		name, _ := v.(string)
+		min, err := rules.ParseSeverity(name)
+		if err != nil {
+			t.Fatalf("EmailMinSeverity allows %q: %v", name, err)
+		}
+		var want []string
+		for s := min; s <= rules.Critical; s++ {
+			want = append(want, s.String())
+		}
+		got := asStrings(asMap(mapping[name])["Severities"])
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("severities e-mailed at EmailMinSeverity=%s (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
+func TestDeadLetterQueue(t *testing.T) {
+	l := load(t)
+	got, err := l.typed.GetSQSQueueWithName("DeadLetterQueue")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &sqs.Queue{
+		SqsManagedSseEnabled:   ptr(true),
+		MessageRetentionPeriod: ptr(14 * 24 * 3600),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("DeadLetterQueue (-want +got):\n%s", diff)
+	}
+}
+
+func TestAlarms(t *testing.T) {
+	l := load(t)
+	fn, err := l.typed.GetServerlessFunctionWithName("DetectorFunction")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 80% of the detector's timeout, in milliseconds: derived from the
+	// function so the two cannot drift apart.
+	durationLimit := float64(*fn.Timeout) * 1000 * 0.8
+	lambda := func(metric, stat string, threshold float64) *cloudwatch.Alarm {
+		return &cloudwatch.Alarm{
+			Namespace:  ptr("AWS/Lambda"),
+			MetricName: ptr(metric),
+			Dimensions: []cloudwatch.Alarm_Dimension{{Name: "FunctionName", Value: "{Ref:DetectorFunction}"}},
+			Statistic:  ptr(stat),
+			Threshold:  ptr(threshold),
+		}
+	}
+	tests := []struct {
+		name string
+		want *cloudwatch.Alarm
+	}{
+		{"DetectorErrorsAlarm", lambda("Errors", "Sum", 0)},
+		{"DetectorThrottlesAlarm", lambda("Throttles", "Sum", 0)},
+		{"DetectorDurationAlarm", lambda("Duration", "Maximum", durationLimit)},
+		{"DeadLetterQueueAlarm", &cloudwatch.Alarm{
+			Namespace:  ptr("AWS/SQS"),
+			MetricName: ptr("ApproximateNumberOfMessagesVisible"),
+			Dimensions: []cloudwatch.Alarm_Dimension{{Name: "QueueName", Value: "{GetAtt:DeadLetterQueue.QueueName}"}},
+			Statistic:  ptr("Maximum"),
+			Threshold:  ptr(0.0),
+		}},
+	}
+	for _, tt := range tests {
+		got, err := l.typed.GetCloudWatchAlarmWithName(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Common to all: any breach in a 5-minute period alarms, to the
+		// alarm topic (never the findings topic), and so does recovery.
+		tt.want.Period = ptr(300)
+		tt.want.EvaluationPeriods = 1
+		tt.want.ComparisonOperator = "GreaterThanThreshold"
+		tt.want.TreatMissingData = ptr("notBreaching")
+		tt.want.AlarmActions = []string{"{Ref:AlarmTopic}"}
+		tt.want.OKActions = []string{"{Ref:AlarmTopic}"}
+		got.AlarmDescription = nil // prose
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	l := load(t)
+	want := map[string]string{
+		"TopicArn":           "{Ref:Topic}",
+		"AlarmTopicArn":      "{Ref:AlarmTopic}",
+		"TableName":          "{Ref:Table}",
+		"DeadLetterQueueUrl": "{Ref:DeadLetterQueue}",
+	}
+	got := map[string]string{}
+	for name, o := range l.typed.Outputs {
+		got[name] = fmt.Sprint(o.Value)
+		if o.Condition != nil || o.Export != nil {
+			t.Errorf("output %s has a condition or export: %+v", name, o)
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outputs (-want +got):\n%s", diff)
+	}
+}
