@@ -10,6 +10,11 @@ import (
 	"time"
 )
 
+// MaxDistinct bounds the N of a distinct threshold or escalation. detect
+// keeps at most detect.DistinctCap (> MaxDistinct) values per bucket, so a
+// saturated distinct set never decides a threshold.
+const MaxDistinct = 100
+
 // Severity orders findings. The zero value is invalid.
 type Severity int
 
@@ -39,6 +44,12 @@ const (
 	FieldReason      Field = "reason"
 	FieldResource    Field = "resource"
 	FieldNamespace   Field = "namespace"
+	// FieldName is objectRef.name. A create's requestURI does not carry
+	// the new object's name, so a finding about a created binding needs it.
+	FieldName Field = "name"
+	// FieldDecisionReason is the authorization.k8s.io/reason annotation:
+	// the binding that let a request through, which a responder removes.
+	FieldDecisionReason Field = "decision_reason"
 )
 
 // Rule is one compiled detection rule.
@@ -59,7 +70,14 @@ type Rule struct {
 	// RequiresAny lists literal strings of which at least one appears in
 	// every raw audit line this rule can match. Empty means no pre-filter.
 	RequiresAny []string
-	// match/exclude programs are unexported.
+	// Match and Exclude are the CEL sources, kept for display (`anonwatch
+	// rules list`); the compiled programs are unexported.
+	Match   string
+	Exclude string
+
+	match   *program  // never nil in a loaded rule
+	exclude *program  // nil when the rule has no exclude
+	when    []whenRef // the escalations with a When condition
 }
 
 // Threshold says when a group's window makes a finding.

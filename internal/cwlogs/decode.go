@@ -1,0 +1,230 @@
+package cwlogs
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Sentinel errors, for errors.Is. Every error the decoders return wraps
+// exactly one of them, except read errors from a caller's io.Reader.
+var (
+	ErrBase64   = errors.New("cwlogs: data is not base64")
+	ErrGzip     = errors.New("cwlogs: data is not a gzip stream")
+	ErrTooLarge = errors.New("cwlogs: payload exceeds limit")
+	ErrPayload  = errors.New("cwlogs: malformed subscription payload")
+)
+
+// Limits bound the memory spent on one subscription payload. A zero or
+// negative field means the DefaultLimits value.
+type Limits struct {
+	// MaxCompressed bounds the gzip stream, after base64 decoding.
+	MaxCompressed int64
+	// MaxDecompressed bounds the payload JSON, after gunzip.
+	MaxDecompressed int64
+}
+
+// DefaultLimits accepts every payload CloudWatch Logs and Lambda can deliver
+// and refuses a gzip bomb after inflating at most 16 MiB.
+//
+// The service limits they are derived from (AWS documentation, 2025):
+//   - CloudWatch Logs PutLogEvents: one log event is at most 1 MB (it was
+//     256 KB until 2025); one call is at most 10,000 events and 1,048,576
+//     bytes, counted as the messages' UTF-8 bytes plus 26 bytes per event.
+//   - Lambda Invoke: an asynchronous invocation, which is how a subscription
+//     filter calls its function, carries at most 1 MB (256 KB until 2025);
+//     a synchronous one, such as `sam local invoke`, at most 6 MB.
+//
+// MaxCompressed is 6 MiB, the largest request Lambda accepts at all, so the
+// compressed bound never refuses a real delivery; it only caps what the CLI
+// will read from a file.
+//
+// MaxDecompressed is 16 MiB. AWS does not document the uncompressed size of
+// a delivery, so we estimate it from the limits above: 1 MiB of messages
+// whose JSON escaping grows audit lines by about a quarter (each '"' becomes
+// '\"'; 6x is the theoretical worst, for control characters), plus about
+// 120 bytes of envelope per event for 10,000 events, is about 2.5 MiB, and
+// under 8 MiB in the worst case. From the other side, a 1 MB asynchronous
+// payload holds about 750 KB of gzip, which audit JSON inflates about tenfold.
+// 16 MiB is twice the worst estimate, and small enough for a 128 MB function.
+var DefaultLimits = Limits{
+	MaxCompressed:   6 << 20,
+	MaxDecompressed: 16 << 20,
+}
+
+func (l Limits) orDefault() Limits {
+	if l.MaxCompressed <= 0 {
+		l.MaxCompressed = DefaultLimits.MaxCompressed
+	}
+	if l.MaxDecompressed <= 0 {
+		l.MaxDecompressed = DefaultLimits.MaxDecompressed
+	}
+	return l
+}
+
+// DecodeEvent decodes the whole Lambda event {"awslogs":{"data":"..."}}, as
+// the CLI reads it from a file.
+func DecodeEvent(raw []byte, lim Limits) (Batch, error) {
+	var ev struct {
+		AWSLogs *struct {
+			Data *string `json:"data"`
+		} `json:"awslogs"`
+	}
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return Batch{}, fmt.Errorf("%w: lambda event: %v", ErrPayload, err)
+	}
+	if ev.AWSLogs == nil || ev.AWSLogs.Data == nil {
+		return Batch{}, fmt.Errorf("%w: lambda event has no awslogs.data", ErrPayload)
+	}
+	return DecodeData(*ev.AWSLogs.Data, lim)
+}
+
+// DecodeData decodes awslogs.data: base64 of a gzip stream of the payload
+// JSON. CloudWatch Logs always compresses, so data that is not gzip is an
+// error (ErrGzip), not a payload to try as plain JSON.
+//
+// The gzip stream is inflated through a bound: a stream that would inflate
+// past lim.MaxDecompressed fails with ErrTooLarge as soon as it crosses it,
+// whatever it holds. A CONTROL_MESSAGE decodes to a Batch with no events.
+//
+// The payload is inflated into one buffer and then parsed, rather than
+// parsed as it streams: the bound makes the buffer safe, and the events'
+// Messages are unescaped in place in it, so a batch costs one allocation of
+// about the payload's size rather than one per line. (json.Decoder's token
+// stream was also slower, and quadratic in a long run of white space.)
+// Each Message's capacity equals its length, so appending to one cannot
+// overwrite its neighbour.
+func DecodeData(data string, lim Limits) (Batch, error) {
+	lim = lim.orDefault()
+	// Refuse before allocating when even the decoded length is too long.
+	if int64(base64.StdEncoding.DecodedLen(len(data))) > lim.MaxCompressed+2 {
+		return Batch{}, fmt.Errorf("%w: %d bytes of base64 for at most %d compressed bytes", ErrTooLarge, len(data), lim.MaxCompressed)
+	}
+	gz, err := base64.StdEncoding.DecodeString(data)
+	if err != nil {
+		return Batch{}, fmt.Errorf("%w: %v", ErrBase64, err)
+	}
+	if int64(len(gz)) > lim.MaxCompressed {
+		return Batch{}, fmt.Errorf("%w: %d compressed bytes, limit %d", ErrTooLarge, len(gz), lim.MaxCompressed)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return Batch{}, fmt.Errorf("%w: %v", ErrGzip, err)
+	}
+	// The trailer records the payload's length (mod 2^32): a hint that
+	// lets a real payload inflate into one allocation.
+	var hint int64
+	if len(gz) >= 18 {
+		hint = int64(binary.LittleEndian.Uint32(gz[len(gz)-4:]))
+	}
+	payload, over, err := readAll(zr, hint, lim.MaxDecompressed)
+	switch {
+	case over:
+		return Batch{}, fmt.Errorf("%w: inflates past %d bytes", ErrTooLarge, lim.MaxDecompressed)
+	case err != nil:
+		return Batch{}, fmt.Errorf("%w: %v", ErrGzip, err)
+	}
+	return decodePayload(payload)
+}
+
+// DecodePayload decodes an already decompressed payload JSON, as the CLI's
+// replay reads it from a file. A payload longer than lim.MaxDecompressed
+// fails with ErrTooLarge. An error from r is returned wrapped, without a
+// sentinel. Messages share one buffer, as in DecodeData.
+func DecodePayload(r io.Reader, lim Limits) (Batch, error) {
+	lim = lim.orDefault()
+	payload, over, err := readAll(r, 0, lim.MaxDecompressed)
+	switch {
+	case over:
+		return Batch{}, fmt.Errorf("%w: longer than %d bytes", ErrTooLarge, lim.MaxDecompressed)
+	case err != nil:
+		return Batch{}, fmt.Errorf("cwlogs: reading payload: %w", err)
+	}
+	return decodePayload(payload)
+}
+
+// ClusterName returns <cluster> for an EKS control-plane log group
+// /aws/eks/<cluster>/cluster, and any other log group as it stands, so a
+// finding always names where its lines came from.
+func ClusterName(logGroup string) string {
+	name, ok := strings.CutPrefix(logGroup, "/aws/eks/")
+	if ok {
+		name, ok = strings.CutSuffix(name, "/cluster")
+	}
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return logGroup
+	}
+	return name
+}
+
+// readAll reads r to its end, or reports over as soon as it has read more
+// than limit bytes: so a gzip bomb inflates no further than limit+1 bytes.
+// A positive hint sizes the buffer.
+func readAll(r io.Reader, hint, limit int64) (b []byte, over bool, err error) {
+	size := hint
+	if size <= 0 {
+		size = 64 << 10
+	}
+	// One byte more than expected, so that reaching the end needs no
+	// growth; at most limit+1, the byte that proves the excess.
+	b = make([]byte, 0, min(size, limit)+1)
+	for {
+		if len(b) == cap(b) {
+			// Below limit+1, or the excess was reported.
+			nb := make([]byte, len(b), min(2*int64(cap(b)), limit+1))
+			copy(nb, b)
+			b = nb
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			return nil, true, nil
+		}
+		if err == io.EOF {
+			return b, false, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+}
+
+// decodePayload decodes the payload JSON, which it may modify: messages are
+// unescaped in place.
+func decodePayload(payload []byte) (Batch, error) {
+	return decodePayloadWith(payload, true)
+}
+
+// decodePayloadWith is decodePayload; fast false decodes with encoding/json
+// alone, the reference the fast path is tested against.
+func decodePayloadWith(payload []byte, fast bool) (Batch, error) {
+	var b Batch
+	ok := false
+	if fast {
+		b, ok = parsePayload(payload)
+	}
+	if !ok {
+		var err error
+		if b, err = decodeStd(payload); err != nil {
+			return Batch{}, fmt.Errorf("%w: %v", ErrPayload, err)
+		}
+	}
+	switch b.MessageType {
+	case DataMessage:
+	case ControlMessage:
+		// A health check from CloudWatch; its events are not log lines.
+		b.Events = nil
+	case "":
+		return Batch{}, fmt.Errorf("%w: no messageType", ErrPayload)
+	default:
+		return Batch{}, fmt.Errorf("%w: unknown messageType %q", ErrPayload, b.MessageType)
+	}
+	b.Cluster = ClusterName(b.LogGroup)
+	return b, nil
+}

@@ -1,0 +1,92 @@
+package cwlogs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var payloadSeeds = []string{
+	`{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/eks/a/cluster","logStream":"s","subscriptionFilters":["f"],"logEvents":[{"id":"1","timestamp":5,"message":"{\"kind\":\"Event\"}"}]}`,
+	`{"messageType":"CONTROL_MESSAGE","logEvents":[{"id":"","timestamp":0,"message":"CWL CONTROL MESSAGE"}]}`,
+	`{"messageType":"DATA_MESSAGE","logEvents":[{"message":"a\ud83d\ude00\ud800\u00e9\n\"x\\"},{"message":""},{},{"extractedFields":{"a":[1,2.5e3,null,true]}}]}`,
+	"{\"messageType\":\"DATA_MESSAGE\",\"logEvents\":[{\"message\":\"caf\xc3 \xff\"}]}",
+	`{"MessageType":"DATA_MESSAGE","logEvents":[{"ID":"x","Message":"y"}]}`,
+	`{"messageType":"DATA_MESSAGE","messageType":"CONTROL_MESSAGE"}`,
+	`{"messageType":"DATA_MESSAGE","logEvents":[{"message":"a"}],"logEvents":[{"id":"b"}]}`,
+	`{"messageType":"DATA_MESSAGE","owner":null,"logEvents":[{"timestamp":-0,"message":null},null]}`,
+	`{"messageType":"DATA_MESSAGE","logEvents":[{"timestamp":1e3}]}`,
+	`{"messageType":"DATA_MESSAGE","logEvents":[{"timestamp":99999999999999999999}]}`,
+	`{"messag\u0065Type":"DATA_MESSAGE"}`,
+	`{"meſſageType":"DATA_MESSAGE"}`,
+	` { "messageType" : "DATA_MESSAGE" , "logEvents" : [ ] } `,
+	`[]`, `null`, `"x"`, `{`, `{"messageType":"DATA_MESSAGE"} x`,
+}
+
+// FuzzDecodePayload checks the fast path against encoding/json on any
+// payload: the same Batch, or both an error.
+func FuzzDecodePayload(f *testing.F) {
+	for _, s := range payloadSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		got, err := decodePayloadWith(bytes.Clone(payload), true)
+		want, wantErr := decodePayloadWith(bytes.Clone(payload), false)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("fast path error = %v, encoding/json error = %v", err, wantErr)
+		}
+		if err != nil && !errors.Is(err, ErrPayload) {
+			t.Fatalf("error %v does not wrap ErrPayload", err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("fast path differs from encoding/json (-want +got):\n%s", diff)
+		}
+		for i, e := range got.Events {
+			if len(e.Message) != cap(e.Message) {
+				t.Fatalf("event %d: message has len %d, cap %d; appending would overwrite the next", i, len(e.Message), cap(e.Message))
+			}
+		}
+	})
+}
+
+func TestPayloadSeedsAgree(t *testing.T) {
+	// The fast path must take the common shape itself, not fall back.
+	if _, ok := parsePayload([]byte(payloadSeeds[0])); !ok {
+		t.Errorf("parsePayload() fell back on a plain CloudWatch payload")
+	}
+	if _, ok := parsePayload([]byte(payloadSeeds[2])); !ok {
+		t.Errorf("parsePayload() fell back on escapes and extra fields")
+	}
+}
+
+// FuzzSkipValue checks the validator against json.Valid.
+func FuzzSkipValue(f *testing.F) {
+	for _, s := range payloadSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end, ok := skipValue(b, skipWS(b, 0), 0)
+		got := ok && skipWS(b, end) == len(b)
+		if want := json.Valid(b); got != want {
+			t.Fatalf("skipValue says valid = %v, json.Valid says %v", got, want)
+		}
+	})
+}
+
+func TestSkipValueDepth(t *testing.T) {
+	for _, depth := range []int{1, maxNestingDepth - 1, maxNestingDepth, maxNestingDepth + 1} {
+		for _, open := range []string{"[", `{"a":`} {
+			closer := map[string]string{"[": "]", `{"a":`: "}"}[open]
+			b := []byte(strings.Repeat(open, depth) + "0" + strings.Repeat(closer, depth))
+			end, ok := skipValue(b, 0, 0)
+			got := ok && end == len(b)
+			if want := json.Valid(b); got != want {
+				t.Errorf("depth %d of %q: skipValue valid = %v, json.Valid = %v", depth, open, got, want)
+			}
+		}
+	}
+}

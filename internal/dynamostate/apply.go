@@ -1,0 +1,344 @@
+package dynamostate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/memstate"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// maxMergeAttempts bounds the writes one bucket merge tries. Each failed
+// condition means another writer crossed a threshold this merge relied on
+// (a cap, the budget, a full shard) or applied this very batch, and each such
+// crossing happens once per shard, so a handful of attempts is plenty.
+const maxMergeAttempts = 8
+
+// Apply merges each aggregate's buckets into the table unless this batch
+// already merged them, then returns each aggregate's window. Per aggregate it
+// issues one Query (paginated) for the window and one UpdateItem per bucket
+// not yet merged; aggregates run concurrently on up to WithWorkers workers.
+// When it fails part-way, calling it again with the same batch completes
+// the merge without repeating any part of it.
+func (s *State) Apply(ctx context.Context, batch string, aggs []detect.Aggregate) ([]detect.Window, error) {
+	norm, err := memstate.Normalize(batch, aggs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]detect.Window, len(norm))
+	if len(norm) == 0 {
+		return out, nil
+	}
+	bid := batchHash(batch)
+	err = s.forEach(ctx, len(norm), func(ctx context.Context, i int) error {
+		w, err := s.applyOne(ctx, bid, norm[i])
+		out[i] = w
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// forEach runs fn for 0..n-1 on at most s.workers goroutines and returns
+// the first error, cancelling the calls still to start.
+func (s *State) forEach(ctx context.Context, n int, fn func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for range min(s.workers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() {
+						first = err
+						cancel()
+					})
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+func (s *State) applyOne(ctx context.Context, bid string, a detect.Aggregate) (detect.Window, error) {
+	w := detect.Window{Key: a.Key}
+	if len(a.Buckets) == 0 {
+		return w, nil
+	}
+	from, to := memstate.WindowRange(a)
+	byStart, err := s.readShards(ctx, a.Key, from.Unix(), to.Unix())
+	if err != nil {
+		return w, err
+	}
+	for _, b := range a.Buckets {
+		u := b.Start.Unix()
+		shards, err := s.mergeBucket(ctx, bid, a, b, byStart[u])
+		if err != nil {
+			return w, err
+		}
+		byStart[u] = shards
+	}
+	starts := make([]int64, 0, len(byStart))
+	for u := range byStart {
+		starts = append(starts, u)
+	}
+	slices.Sort(starts)
+	for _, u := range starts {
+		w.Buckets = append(w.Buckets, merged(byStart[u]))
+	}
+	return w, nil
+}
+
+// readShards returns the shards of key's buckets with Start in [from, to]
+// (Unix seconds), by Start, each ascending by shard index.
+func (s *State) readShards(ctx context.Context, key string, from, to int64) (map[int64][]shard, error) {
+	lo, hi := skRange(unixTime(from), unixTime(to))
+	in := &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
+		ExpressionAttributeNames: map[string]string{
+			"#pk": attrPK,
+			"#sk": attrSK,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": attrS(key),
+			":lo": attrS(lo),
+			":hi": attrS(hi),
+		},
+		ConsistentRead: aws.Bool(true),
+	}
+	byStart := make(map[int64][]shard)
+	for {
+		out, err := s.query(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("query %s for %q: %w", s.table, key, err)
+		}
+		for _, item := range out.Items {
+			sh, err := decodeShard(item)
+			if err != nil {
+				return nil, fmt.Errorf("table %s key %q: %w", s.table, key, err)
+			}
+			u := sh.start.Unix()
+			byStart[u] = append(byStart[u], sh)
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+	for _, shards := range byStart {
+		slices.SortFunc(shards, func(a, b shard) int { return a.index - b.index })
+	}
+	return byStart, nil
+}
+
+// mergeBucket merges b into the bucket whose shards were read as shards,
+// unless the batch is already in one of them, and returns the bucket's
+// shards afterwards.
+func (s *State) mergeBucket(ctx context.Context, bid string, a detect.Aggregate, b detect.Bucket, shards []shard) ([]shard, error) {
+	for attempt := 1; ; attempt++ {
+		if slices.ContainsFunc(shards, func(sh shard) bool { return sh.batches[bid] }) {
+			return shards, nil
+		}
+		in := s.bucketUpdate(bid, a, b, shards)
+		out, err := s.update(ctx, in)
+		if err == nil {
+			sh, err := decodeShard(out.Attributes)
+			if err != nil {
+				return nil, fmt.Errorf("table %s key %q: %w", s.table, a.Key, err)
+			}
+			return withShard(shards, sh), nil
+		}
+		var failed *types.ConditionalCheckFailedException
+		if !errors.As(err, &failed) {
+			return nil, fmt.Errorf("update %s key %q bucket %s: %w", s.table, a.Key, b.Start.Format(skTimeFmt), err)
+		}
+		if attempt == maxMergeAttempts {
+			return nil, fmt.Errorf("update %s key %q bucket %s: condition still failing after %d attempts", s.table, a.Key, b.Start.Format(skTimeFmt), attempt)
+		}
+		// Learn why the condition failed: most often an SDK retry of a
+		// write that had already succeeded, which the batch hash now shows.
+		byStart, err := s.readShards(ctx, a.Key, b.Start.Unix(), b.Start.Unix())
+		if err != nil {
+			return nil, err
+		}
+		shards = byStart[b.Start.Unix()]
+	}
+}
+
+func withShard(shards []shard, sh shard) []shard {
+	out := slices.Clone(shards)
+	for i := range out {
+		if out[i].index == sh.index {
+			out[i] = sh
+			return out
+		}
+	}
+	out = append(out, sh)
+	slices.SortFunc(out, func(a, b shard) int { return a.index - b.index })
+	return out
+}
+
+// bucketUpdate builds the UpdateItem that merges b as bid into the newest
+// shard of the bucket, or into a new shard when the newest is full. Every
+// decision taken from the shards as read is either monotone (a set at its
+// cap, a spent budget, a batch already recorded stay so) or guarded by a
+// condition on the one shard that can still change, so the write applies
+// exactly what the same merge would apply to the current state, or fails.
+func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, shards []shard) *dynamodb.UpdateItemInput {
+	target := shard{index: 0}
+	frozen := shards
+	if len(shards) > 0 {
+		top := shards[len(shards)-1]
+		if len(top.batches) < s.perItem {
+			target, frozen = top, shards[:len(shards)-1]
+		} else {
+			target = shard{index: top.index + 1}
+		}
+	}
+	e := newExpr()
+	var sets, adds, conds []string
+
+	bids := e.name(attrBatches)
+	adds = append(adds, bids+" "+e.value(attrSS([]string{bid})))
+	conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR (size(%s) < %s AND NOT contains(%s, %s)))",
+		bids, bids, e.value(attrNum(s.perItem)), bids, e.value(attrS(bid))))
+	adds = append(adds, e.name(attrCount)+" "+e.value(attrNum(b.Count)))
+	first := e.name(attrFirst)
+	sets = append(sets,
+		fmt.Sprintf("%s = if_not_exists(%s, %s)", first, first, e.value(attrS(b.First.Format(timeFmt)))),
+		e.name(attrLast)+" = "+e.value(attrS(b.Last.Format(timeFmt))),
+		e.name(TTLAttribute)+" = "+e.value(attrN(expiry(b.Start.Add(a.Window), s.now()))),
+	)
+	if len(b.Marks) > 0 {
+		marks := make([]string, len(b.Marks))
+		for i, m := range b.Marks {
+			marks[i] = fmt.Sprint(m)
+		}
+		adds = append(adds, e.name(attrMarks)+" "+e.value(&types.AttributeValueMemberNS{Value: marks}))
+	}
+	if len(b.Saturated) > 0 {
+		adds = append(adds, e.name(attrSaturated)+" "+e.value(attrSS(b.Saturated)))
+	}
+
+	for _, f := range fields(b.Distinct) {
+		frozenSet := make(map[string]bool)
+		for _, sh := range frozen {
+			for _, h := range sh.distinct[f] {
+				frozenSet[h] = true
+			}
+		}
+		have := maps2set(frozenSet, target.distinct[f])
+		if len(have) >= detect.DistinctCap {
+			continue // stays at or over the cap: the batch's hashes are dropped
+		}
+		// Only hashes no shard holds are added, so the newest shard's set
+		// is disjoint from the frozen ones and its size alone tells whether
+		// the bucket's set is still below the cap.
+		var fresh []string
+		for _, h := range b.Distinct[f] {
+			if !have[h] {
+				fresh = append(fresh, h)
+			}
+		}
+		if len(fresh) == 0 {
+			continue
+		}
+		d := e.name(prefixDistinct + f)
+		adds = append(adds, d+" "+e.value(attrSS(fresh)))
+		conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR size(%s) < %s)",
+			d, d, e.value(attrNum(detect.DistinctCap-len(frozenSet)))))
+	}
+
+	offered := 0
+	for _, vs := range b.Values {
+		offered += len(vs)
+	}
+	truncated := b.ValuesTruncated
+	if offered > 0 {
+		var frozenOffered int64
+		for _, sh := range frozen {
+			frozenOffered += sh.offered
+		}
+		o := e.name(attrOffered)
+		if frozenOffered+target.offered < detect.BucketValuesBudget {
+			conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)",
+				o, o, e.value(attrNum(detect.BucketValuesBudget-frozenOffered))))
+			for _, f := range fields(b.Values) {
+				have := make(map[string]bool)
+				for _, sh := range shards {
+					for _, v := range sh.values[f] {
+						have[v] = true
+					}
+				}
+				var fresh []string
+				for _, v := range b.Values[f] {
+					if !have[v] {
+						fresh = append(fresh, v)
+					}
+				}
+				if len(fresh) > 0 {
+					adds = append(adds, e.name(prefixValues+f)+" "+e.value(attrSS(fresh)))
+				}
+			}
+		} else {
+			truncated = true
+		}
+		adds = append(adds, o+" "+e.value(attrNum(offered)))
+	}
+	if truncated {
+		sets = append(sets, e.name(attrTruncated)+" = "+e.value(&types.AttributeValueMemberBOOL{Value: true}))
+	}
+
+	return &dynamodb.UpdateItemInput{
+		Key:                       itemKey(a.Key, bucketSK(b.Start, target.index)),
+		UpdateExpression:          aws.String("SET " + strings.Join(sets, ", ") + " ADD " + strings.Join(adds, ", ")),
+		ConditionExpression:       aws.String(strings.Join(conds, " AND ")),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+		ReturnValues:              types.ReturnValueAllNew,
+	}
+}
+
+func fields(m map[string][]string) []string {
+	out := make([]string, 0, len(m))
+	for f := range m {
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func maps2set(base map[string]bool, more []string) map[string]bool {
+	out := make(map[string]bool, len(base)+len(more))
+	for k := range base {
+		out[k] = true
+	}
+	for _, k := range more {
+		out[k] = true
+	}
+	return out
+}

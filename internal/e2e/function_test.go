@@ -1,0 +1,173 @@
+//go:build integration
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/e2e/rie"
+)
+
+// readEvent returns a sample subscription event from the repository's
+// events/ folder, the files `make local` and `sam local invoke` use.
+func readEvent(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "events", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// invoke sends event to the function and waits until the emulator has
+// written the invocation's REPORT line, so that the function's log lines
+// for it are in Output.
+func invoke(t testing.TB, fn *rie.Instance, event []byte) *rie.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resp, err := fn.Invoke(ctx, event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status == http.StatusOK {
+		if err := fn.WaitOutput(ctx, "REPORT RequestId: "+resp.RequestID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp
+}
+
+// invokeOK invokes and requires the handler to have succeeded: HTTP 200
+// and the body null (the handler returns only an error).
+func invokeOK(t testing.TB, fn *rie.Instance, event []byte) *rie.Response {
+	t.Helper()
+	resp := invoke(t, fn, event)
+	if resp.Status != http.StatusOK || string(resp.Body) != "null" {
+		t.Fatalf("invoke %s: HTTP %d %s, want 200 null", resp.RequestID, resp.Status, resp.Body)
+	}
+	return resp
+}
+
+// logLines returns the function's JSON log lines for one request, in
+// order, decoded. lambdacontext's logger tags each with requestId.
+func logLines(t testing.TB, fn *rie.Instance, requestID string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, l := range jsonLines(fn.Output()) {
+		if l["requestId"] == requestID {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// jsonLines decodes the output lines that are JSON objects with a level:
+// the function's log lines, as opposed to the emulator's own text lines and
+// the function's EMF metrics.
+func jsonLines(out string) []map[string]any {
+	var lines []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 || line[0] != '{' {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal(line, &m) != nil {
+			continue
+		}
+		if _, ok := m["level"]; ok {
+			lines = append(lines, m)
+		}
+	}
+	return lines
+}
+
+// emulatorLine matches what the emulator itself writes: its log lines
+// ("29 Nov 2026 10:09:05,017 [INFO] (rapid) ...") and the START, END and
+// REPORT lines of each invocation.
+var emulatorLine = regexp.MustCompile(`^(\d{2} \w{3} \d{4} [\d:,]+ \[\w+\] \(rapid\) |(START|END|REPORT) RequestId: )`)
+
+// functionOutput returns the lines of out that the function wrote, in
+// order: everything that is not the emulator's own.
+func functionOutput(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n") {
+		if l != "" && !emulatorLine.MatchString(l) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// summary returns the invocation's one "batch processed" line, failing the
+// test unless there is exactly one log line for the request and it is that.
+func summary(t testing.TB, fn *rie.Instance, requestID string) map[string]any {
+	t.Helper()
+	lines := logLines(t, fn, requestID)
+	if len(lines) != 1 || lines[0]["message"] != "batch processed" {
+		t.Fatalf("request %s logged %d lines, want one \"batch processed\": %v", requestID, len(lines), lines)
+	}
+	return lines[0]
+}
+
+// outcome is what a test compares a finding by: derived by hand from the
+// sample's audit events and the default rules, and read back from what a
+// subscriber received.
+type outcome struct {
+	Rule     string
+	SrcIP    string
+	Severity string
+	Count    int64
+}
+
+func outcomeOf(f *detect.Finding) outcome {
+	return outcome{Rule: f.Rule, SrcIP: f.SrcIP, Severity: f.Severity, Count: f.Count}
+}
+
+func sortOutcomes(o []outcome) []outcome {
+	sort.Slice(o, func(i, j int) bool {
+		if o[i].Rule != o[j].Rule {
+			return o[i].Rule < o[j].Rule
+		}
+		return o[i].SrcIP < o[j].SrcIP
+	})
+	return o
+}
+
+// replay runs `anonwatch replay` on a sample: the same pipeline with the
+// in-memory state and a JSON-lines publisher instead of DynamoDB and SNS.
+func replay(t testing.TB, sample string) []detect.Finding {
+	t.Helper()
+	cmd := exec.Command(cliPath, "replay", filepath.Join(repoRoot, "events", sample))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("anonwatch replay %s: %v\n%s", sample, err, stderr.String())
+	}
+	var out []detect.Finding
+	dec := json.NewDecoder(&stdout)
+	for dec.More() {
+		var f detect.Finding
+		if err := dec.Decode(&f); err != nil {
+			t.Fatalf("anonwatch replay %s: %v", sample, err)
+		}
+		out = append(out, f)
+	}
+	return out
+}

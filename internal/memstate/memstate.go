@@ -1,0 +1,471 @@
+// Package memstate keeps detect's rolling state in memory, for replay and
+// unit tests.
+//
+// It is the reference implementation of the detect.State contract; the
+// conformance suite in detect/statetest checks it, and dynamostate must return
+// the same Windows for the same sequence of calls. Nothing is ever evicted, so
+// memory grows with the number of (key, minute) buckets a run touches.
+package memstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/anonwatch/anonwatch/internal/detect"
+)
+
+// DefaultLease is how long a granted claim keeps other batches from claiming
+// the same key. It matches Lambda's maximum timeout, so a claim outlives the
+// invocation that made it however that invocation ends.
+const DefaultLease = 15 * time.Minute
+
+// Limits on what Apply accepts. detect stays well inside them; they exist so
+// that a bug upstream cannot grow state without bound. dynamostate applies
+// the same limits, so both implementations reject and clip alike.
+const (
+	// MaxKeyLen bounds an Aggregate.Key in bytes.
+	MaxKeyLen = 1024
+	// MaxFieldLen bounds a field name in Distinct, Values or Saturated.
+	MaxFieldLen = 64
+	// MaxHashLen bounds one element of a Distinct set; longer ones are cut.
+	MaxHashLen = 32
+)
+
+// State is an in-memory detect.State. It is safe for concurrent use.
+type State struct {
+	now   func() time.Time
+	lease time.Duration
+
+	mu      sync.Mutex
+	buckets map[string]map[int64]*bucket // key → Start (Unix seconds) → bucket
+	notices map[string]*notice
+}
+
+var _ detect.State = (*State)(nil)
+
+type bucket struct {
+	start       time.Time
+	count       int64
+	first, last time.Time
+	batches     map[string]bool
+	marks       map[int]bool
+	distinct    map[string]map[string]bool
+	saturated   map[string]bool
+	values      map[string]map[string]bool
+	offered     int // values offered by all applied batches
+	truncated   bool
+}
+
+type notice struct {
+	sent          bool
+	suppressUntil time.Time
+	severity      int
+	findingID     string
+
+	claimBatch string // "" when no claim is pending
+	claimUntil time.Time
+}
+
+// New returns an empty State that reads the wall clock from now, which only
+// times claim leases, and holds each granted claim for lease (DefaultLease
+// when lease ≤ 0).
+func New(now func() time.Time, lease time.Duration) *State {
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	return &State{
+		now:     now,
+		lease:   lease,
+		buckets: make(map[string]map[int64]*bucket),
+		notices: make(map[string]*notice),
+	}
+}
+
+// Apply merges each aggregate's buckets into state unless this batch already
+// merged them, then returns each aggregate's window. See detect.State and the
+// statetest suite for the exact merge rules.
+func (s *State) Apply(ctx context.Context, batch string, aggs []detect.Aggregate) ([]detect.Window, error) {
+	norm, err := Normalize(batch, aggs)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]detect.Window, len(norm))
+	for i, a := range norm {
+		for _, b := range a.Buckets {
+			s.merge(batch, a.Key, b)
+		}
+		out[i] = s.window(a)
+	}
+	return out, nil
+}
+
+func (s *State) merge(batch, key string, b detect.Bucket) {
+	byStart := s.buckets[key]
+	if byStart == nil {
+		byStart = make(map[int64]*bucket)
+		s.buckets[key] = byStart
+	}
+	bk := byStart[b.Start.Unix()]
+	if bk == nil {
+		bk = &bucket{
+			start:     b.Start,
+			first:     b.First,
+			batches:   make(map[string]bool),
+			marks:     make(map[int]bool),
+			distinct:  make(map[string]map[string]bool),
+			saturated: make(map[string]bool),
+			values:    make(map[string]map[string]bool),
+		}
+		byStart[b.Start.Unix()] = bk
+	}
+	if bk.batches[batch] {
+		return
+	}
+	bk.batches[batch] = true
+	bk.count += b.Count
+	bk.last = b.Last
+	for _, m := range b.Marks {
+		bk.marks[m] = true
+	}
+	for _, f := range b.Saturated {
+		bk.saturated[f] = true
+	}
+	for f, hs := range b.Distinct {
+		set := bk.distinct[f]
+		if len(set) >= detect.DistinctCap {
+			bk.saturated[f] = true
+			continue
+		}
+		if set == nil {
+			set = make(map[string]bool, len(hs))
+			bk.distinct[f] = set
+		}
+		for _, h := range hs {
+			set[h] = true
+		}
+	}
+	offered := 0
+	for _, vs := range b.Values {
+		offered += len(vs)
+	}
+	if offered > 0 {
+		if bk.offered < detect.BucketValuesBudget {
+			for f, vs := range b.Values {
+				set := bk.values[f]
+				if set == nil {
+					set = make(map[string]bool, len(vs))
+					bk.values[f] = set
+				}
+				for _, v := range vs {
+					set[v] = true
+				}
+			}
+		} else {
+			bk.truncated = true
+		}
+		bk.offered += offered
+	}
+	if b.ValuesTruncated {
+		bk.truncated = true
+	}
+}
+
+// window returns the stored buckets of a.Key that a's window covers.
+func (s *State) window(a detect.Aggregate) detect.Window {
+	w := detect.Window{Key: a.Key}
+	if len(a.Buckets) == 0 {
+		return w
+	}
+	from, to := WindowRange(a)
+	byStart := s.buckets[a.Key]
+	var starts []int64
+	for u := range byStart {
+		if u >= from.Unix() && u <= to.Unix() {
+			starts = append(starts, u)
+		}
+	}
+	slices.Sort(starts)
+	for _, u := range starts {
+		w.Buckets = append(w.Buckets, byStart[u].export())
+	}
+	return w
+}
+
+func (bk *bucket) export() detect.Bucket {
+	b := detect.Bucket{
+		Start:           bk.start,
+		Count:           bk.count,
+		First:           bk.first,
+		Last:            bk.last,
+		ValuesTruncated: bk.truncated,
+	}
+	sat := make(map[string]bool, len(bk.saturated))
+	for f := range bk.saturated {
+		sat[f] = true
+	}
+	for f, set := range bk.distinct {
+		if len(set) == 0 {
+			continue
+		}
+		if b.Distinct == nil {
+			b.Distinct = make(map[string][]string)
+		}
+		b.Distinct[f] = sortedKeys(set)
+		if len(set) >= detect.DistinctCap {
+			sat[f] = true
+		}
+	}
+	b.Saturated = sortedKeys(sat)
+	for f, set := range bk.values {
+		if len(set) == 0 {
+			continue
+		}
+		if b.Values == nil {
+			b.Values = make(map[string][]string)
+		}
+		b.Values[f] = sortedKeys(set)
+	}
+	for m := range bk.marks {
+		b.Marks = append(b.Marks, m)
+	}
+	slices.Sort(b.Marks)
+	return b
+}
+
+func sortedKeys[K string | int](set map[K]bool) []K {
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]K, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Claim grants c when no finding for c.Key suppresses it and no other batch
+// holds a live claim on c.Key; see detect.State.
+func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
+	if err := checkClaim(c); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.notices[c.Key]
+	if n == nil {
+		n = &notice{}
+		s.notices[c.Key] = n
+	}
+	unsuppressed := !n.sent || !n.suppressUntil.After(c.At) || int(c.Severity) > n.severity
+	free := n.claimBatch == "" || n.claimBatch == c.Batch || !now.Before(n.claimUntil)
+	if !unsuppressed || !free {
+		return false, nil
+	}
+	n.claimBatch = c.Batch
+	n.claimUntil = now.Add(s.lease)
+	return true, nil
+}
+
+// MarkSent records c as the last finding sent for c.Key and releases
+// c.Batch's claim, if it still holds one.
+func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
+	if err := checkClaim(c); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.notices[c.Key]
+	if n == nil {
+		n = &notice{}
+		s.notices[c.Key] = n
+	}
+	n.sent = true
+	n.suppressUntil = c.SuppressUntil
+	n.severity = int(c.Severity)
+	n.findingID = c.FindingID
+	if n.claimBatch == c.Batch {
+		n.claimBatch = ""
+		n.claimUntil = time.Time{}
+	}
+	return nil
+}
+
+func checkClaim(c detect.Claim) error {
+	switch {
+	case c.Key == "" || len(c.Key) > MaxKeyLen:
+		return fmt.Errorf("claim key %.64q: length %d not in [1, %d]", c.Key, len(c.Key), MaxKeyLen)
+	case c.Batch == "":
+		return fmt.Errorf("claim on %q: empty batch id", c.Key)
+	}
+	return nil
+}
+
+// WindowRange returns the first and last bucket Start that a's window
+// covers: from the first bucket of the window that ends with a's first
+// bucket to a's last bucket. a must have buckets.
+func WindowRange(a detect.Aggregate) (from, to time.Time) {
+	from = a.Buckets[0].Start.Add(detect.BucketWidth - a.Window)
+	if t := from.Truncate(detect.BucketWidth); t.Before(from) {
+		from = t.Add(detect.BucketWidth)
+	}
+	return from, a.Buckets[len(a.Buckets)-1].Start
+}
+
+// Normalize checks aggs against the limits Apply enforces and returns a
+// canonical copy: times in UTC, sets deduplicated and sorted, display values
+// made valid UTF-8 and cut to detect.StoredValueLen, Distinct elements cut to
+// MaxHashLen, at most detect.BucketValuesCap values per field (dropping
+// some sets ValuesTruncated) and detect.DistinctCap elements per Distinct
+// field (dropping some adds the field to Saturated). detect already keeps
+// inside these limits, so for its aggregates the copy is equal to the input.
+// dynamostate normalizes with this same function, so both states clip alike.
+func Normalize(batch string, aggs []detect.Aggregate) ([]detect.Aggregate, error) {
+	if batch == "" {
+		return nil, errors.New("empty batch id")
+	}
+	out := make([]detect.Aggregate, len(aggs))
+	keys := make(map[string]bool, len(aggs))
+	for i, a := range aggs {
+		if a.Key == "" || len(a.Key) > MaxKeyLen {
+			return nil, fmt.Errorf("aggregate %d: key %.64q: length %d not in [1, %d]", i, a.Key, len(a.Key), MaxKeyLen)
+		}
+		if keys[a.Key] {
+			return nil, fmt.Errorf("aggregate %d: key %q appears twice in one batch", i, a.Key)
+		}
+		keys[a.Key] = true
+		if a.Window < detect.BucketWidth {
+			return nil, fmt.Errorf("aggregate %q: window %v shorter than one bucket (%v)", a.Key, a.Window, detect.BucketWidth)
+		}
+		n := a
+		n.Buckets = make([]detect.Bucket, len(a.Buckets))
+		for j, b := range a.Buckets {
+			nb, err := normalizeBucket(b)
+			if err != nil {
+				return nil, fmt.Errorf("aggregate %q bucket %d: %w", a.Key, j, err)
+			}
+			if j > 0 && !nb.Start.After(n.Buckets[j-1].Start) {
+				return nil, fmt.Errorf("aggregate %q: bucket %d starts at %v, not after %v", a.Key, j, nb.Start, n.Buckets[j-1].Start)
+			}
+			n.Buckets[j] = nb
+		}
+		out[i] = n
+	}
+	return out, nil
+}
+
+func normalizeBucket(b detect.Bucket) (detect.Bucket, error) {
+	for _, t := range []time.Time{b.Start, b.First, b.Last} {
+		if y := t.UTC().Year(); y < 1 || y > 9999 {
+			return b, fmt.Errorf("time %v outside years 1 to 9999", t)
+		}
+	}
+	if !b.Start.Equal(b.Start.Truncate(detect.BucketWidth)) {
+		return b, fmt.Errorf("start %v not a multiple of %v", b.Start, detect.BucketWidth)
+	}
+	if b.Count < 0 {
+		return b, fmt.Errorf("negative count %d", b.Count)
+	}
+	n := detect.Bucket{
+		Start:           b.Start.UTC(),
+		Count:           b.Count,
+		First:           b.First.UTC(),
+		Last:            b.Last.UTC(),
+		ValuesTruncated: b.ValuesTruncated,
+	}
+	sat := make(map[string]bool)
+	for _, f := range b.Saturated {
+		if err := checkField(f); err != nil {
+			return b, err
+		}
+		sat[f] = true
+	}
+	for f, hs := range b.Distinct {
+		if err := checkField(f); err != nil {
+			return b, err
+		}
+		set := make(map[string]bool, len(hs))
+		for _, h := range hs {
+			set[Clip(h, MaxHashLen)] = true
+		}
+		if len(set) == 0 {
+			continue
+		}
+		hs := sortedKeys(set)
+		if len(hs) > detect.DistinctCap {
+			hs = hs[:detect.DistinctCap]
+			sat[f] = true
+		}
+		if n.Distinct == nil {
+			n.Distinct = make(map[string][]string)
+		}
+		n.Distinct[f] = hs
+	}
+	n.Saturated = sortedKeys(sat)
+	for f, vs := range b.Values {
+		if err := checkField(f); err != nil {
+			return b, err
+		}
+		set := make(map[string]bool, len(vs))
+		for _, v := range vs {
+			set[Clip(v, detect.StoredValueLen)] = true
+		}
+		if len(set) == 0 {
+			continue
+		}
+		vs := sortedKeys(set)
+		if len(vs) > detect.BucketValuesCap {
+			vs = vs[:detect.BucketValuesCap]
+			n.ValuesTruncated = true
+		}
+		if n.Values == nil {
+			n.Values = make(map[string][]string)
+		}
+		n.Values[f] = vs
+	}
+	marks := make(map[int]bool, len(b.Marks))
+	for _, m := range b.Marks {
+		marks[m] = true
+	}
+	n.Marks = sortedKeys(marks)
+	return n, nil
+}
+
+func checkField(f string) error {
+	if f == "" || len(f) > MaxFieldLen || !utf8.ValidString(f) {
+		return fmt.Errorf("field name %.80q: want 1 to %d bytes of UTF-8", f, MaxFieldLen)
+	}
+	return nil
+}
+
+// Clip makes s valid UTF-8 and cuts it to at most n bytes without splitting
+// a character, because DynamoDB rejects invalid UTF-8 and both states must
+// store the same string.
+func Clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -1,0 +1,83 @@
+package rules
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/anonwatch/anonwatch/internal/audit"
+)
+
+// errNotFinal stands for the detector skipping a stage that will be logged
+// again.
+var errNotFinal = errors.New("not a final stage")
+
+// parseEvent decodes one audit log line as the detector does: audit.Parse,
+// then only final stages.
+func parseEvent(line []byte) (audit.Event, error) {
+	ev, err := audit.Parse(line, audit.DefaultMaxSize)
+	if err != nil {
+		return audit.Event{}, err
+	}
+	if !ev.Final() {
+		return audit.Event{}, errNotFinal
+	}
+	return ev, nil
+}
+
+// fixture is one line of testdata/cases.jsonl or testdata/system_traffic.jsonl:
+// an audit event and the default rules it must match, each with the marks
+// (indices of satisfied `when` escalations) Match reports.
+type fixture struct {
+	Name string           `json:"name"`
+	Want map[string][]int `json:"want"`
+	// Prefilter, when present, is what Set.Prefilter must say about the
+	// raw event line.
+	Prefilter *bool           `json:"prefilter"`
+	Event     json.RawMessage `json:"event"`
+}
+
+func readFixtures(t testing.TB, paths ...string) []fixture {
+	t.Helper()
+	var out []fixture
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var fx fixture
+			if err := json.Unmarshal(sc.Bytes(), &fx); err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			out = append(out, fx)
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// matches runs s over ev and returns rule id -> marks (copied).
+func matches(s *Set, ev *audit.Event, cluster string) map[string][]int {
+	got := map[string][]int{}
+	s.Match(ev, cluster, func(r *Rule, marks []int) {
+		got[r.ID] = append([]int{}, marks...)
+	})
+	return got
+}
+
+func mustDefault(t testing.TB) *Set {
+	t.Helper()
+	s, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
