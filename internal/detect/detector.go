@@ -202,6 +202,9 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) (*F
 				reason = fmt.Sprintf("%d or more distinct %s values", e.DistinctN, e.Distinct)
 			}
 		}
+		if e.Reason != "" {
+			reason = e.Reason
+		}
 		if hit && e.Severity > sev {
 			sev = e.Severity
 			why = append(why, reason)
@@ -306,9 +309,12 @@ func summary(r *rules.Rule, f *Finding, why []string) string {
 	}
 	fmt.Fprintf(&b, " within %s", f.Window)
 	th := r.Threshold
-	if th.Count > 0 {
+	switch {
+	case th.Count > 1:
 		fmt.Fprintf(&b, " (threshold %d)", th.Count)
-	} else {
+	case th.Count == 1:
+		// Every such request is a finding; a threshold adds nothing.
+	default:
 		fmt.Fprintf(&b, " with %d distinct %s values (threshold %d)", f.Distinct[string(th.Distinct)], th.Distinct, th.DistinctN)
 	}
 	if len(why) > 0 {

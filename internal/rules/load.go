@@ -82,6 +82,7 @@ type escalationDoc struct {
 	Count    *int64         `json:"count"`
 	Distinct map[string]int `json:"distinct"`
 	When     *string        `json:"when"`
+	Reason   string         `json:"reason"`
 }
 
 // Load parses and compiles the rule file src; name is used in error
@@ -353,7 +354,7 @@ func parseDistinct(m map[string]int) (Field, int, error) {
 // parseEscalation checks e against the rule's base severity and threshold,
 // and compiles its When condition if it has one.
 func parseEscalation(env *cel.Env, r *Rule, e escalationDoc) (Escalation, *program, error) {
-	var esc Escalation
+	esc := Escalation{Reason: strings.TrimSpace(e.Reason)}
 	if e.Severity == "" {
 		return esc, nil, errors.New("severity: missing")
 	}

@@ -96,4 +96,7 @@ type Escalation struct {
 	Distinct  Field
 	DistinctN int
 	When      string // CEL over one event: true if any event in the window satisfied it
+	// Reason says in words why the severity rose, for the finding's
+	// summary. Optional: without it the summary states the condition.
+	Reason string
 }
