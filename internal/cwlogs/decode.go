@@ -31,7 +31,7 @@ type Limits struct {
 }
 
 // DefaultLimits accepts every payload CloudWatch Logs and Lambda can deliver
-// and refuses a gzip bomb after inflating at most 16 MiB.
+// and refuses a gzip bomb after inflating at most 64 MiB.
 //
 // The service limits they are derived from (AWS documentation, 2025):
 //   - CloudWatch Logs PutLogEvents: one log event is at most 1 MB (it was
@@ -45,17 +45,18 @@ type Limits struct {
 // compressed bound never refuses a real delivery; it only caps what the CLI
 // will read from a file.
 //
-// MaxDecompressed is 16 MiB. AWS does not document the uncompressed size of
-// a delivery, so we estimate it from the limits above: 1 MiB of messages
-// whose JSON escaping grows audit lines by about a quarter (each '"' becomes
-// '\"'; 6x is the theoretical worst, for control characters), plus about
-// 120 bytes of envelope per event for 10,000 events, is about 2.5 MiB, and
-// under 8 MiB in the worst case. From the other side, a 1 MB asynchronous
-// payload holds about 750 KB of gzip, which audit JSON inflates about tenfold.
-// 16 MiB is twice the worst estimate, and small enough for a 128 MB function.
+// MaxDecompressed is 64 MiB. AWS documents no bound on the uncompressed size
+// of a delivery, only the 1 MB invocation, which holds about 786 KB of gzip
+// after base64. How far that inflates depends on how alike the lines are.
+// Measured on internal/synth output: a cluster's mixed traffic compresses
+// 16x (786 KB would inflate to 13 MB), a flood of identical anonymous probes
+// 24x (19 MB), repeated node status patches 35x (27 MB). A bound under those
+// would let the very flood anonwatch must report make its batches too large
+// to read. 64 MiB is over twice the largest; the function needs memory for
+// one such buffer (256 MB or more is comfortable).
 var DefaultLimits = Limits{
 	MaxCompressed:   6 << 20,
-	MaxDecompressed: 16 << 20,
+	MaxDecompressed: 64 << 20,
 }
 
 func (l Limits) orDefault() Limits {

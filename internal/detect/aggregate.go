@@ -83,18 +83,11 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 	ab := a.groups[key]
 	if ab == nil {
 		ab = &aggBuilder{
-			agg:     Aggregate{Rule: r.ID, Key: key, Group: g, Window: r.Threshold.Window},
-			rule:    r,
-			values:  make(map[string]*valueSet),
-			buckets: make(map[int64]*bucketBuilder),
-		}
-		if r.Threshold.Distinct != "" {
-			ab.distinct = append(ab.distinct, r.Threshold.Distinct)
-		}
-		for _, e := range r.Escalate {
-			if e.Distinct != "" && !containsField(ab.distinct, e.Distinct) {
-				ab.distinct = append(ab.distinct, e.Distinct)
-			}
+			agg:      Aggregate{Rule: r.ID, Key: key, Group: g, Window: r.Threshold.Window},
+			rule:     r,
+			distinct: r.DistinctFields(),
+			values:   make(map[string]*valueSet),
+			buckets:  make(map[int64]*bucketBuilder),
 		}
 		a.groups[key] = ab
 	}
@@ -160,15 +153,6 @@ func addValue(m map[string]*valueSet, field, v string, max int) {
 		m[field] = s
 	}
 	s.add(v)
-}
-
-func containsField(fs []rules.Field, f rules.Field) bool {
-	for _, x := range fs {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // groupOf returns the values of r's group_by fields for ev.

@@ -87,8 +87,14 @@ const (
 )
 
 // Window is what a group's state holds after a batch was applied: every
-// bucket with Start in the rule's window ending at the aggregate's newest
-// bucket, merged over all batches ever applied.
+// stored bucket with Start in [a.Buckets[0].Start - a.Window + BucketWidth,
+// a.Buckets[last].Start] for the aggregate a, merged over all batches ever
+// applied, so the window ending at any bucket the batch touched can be
+// evaluated. Sets are sorted; empty maps and slices are nil.
+//
+// A stored bucket's First is the First of the first batch merged into it and
+// its Last the Last of the latest: exact within a batch, and to the minute
+// across batches delivered out of order.
 type Window struct {
 	Key     string
 	Buckets []Bucket // ascending by Start
@@ -110,14 +116,17 @@ type Claim struct {
 
 // State is the rolling per-group state.
 type State interface {
-	// Apply adds aggs to the state at most once per batch id, however
-	// often it is called with the same batch, and returns one Window per
-	// aggregate, in the same order.
+	// Apply merges each bucket of aggs into the state at most once per
+	// (batch, Key, Start), however often it is called with the same batch
+	// and whatever part of an earlier call failed, and returns one Window
+	// per aggregate, in the same order.
 	Apply(ctx context.Context, batch string, aggs []Aggregate) ([]Window, error)
 	// Claim reserves the right to publish c. It reports false when the
-	// finding is suppressed or another batch holds a live claim on Key.
+	// finding is suppressed or another batch holds a live claim on Key
+	// (a lease has expired when now >= granted + lease, by the wall clock).
 	// A claim by the same batch is granted again, so a retried batch
-	// re-publishes a finding whose publish had failed.
+	// re-publishes a finding whose publish or MarkSent had failed: the one
+	// window in which a finding can be delivered twice, with the same ID.
 	Claim(ctx context.Context, c Claim) (bool, error)
 	// MarkSent records that c was published, starting its suppression.
 	MarkSent(ctx context.Context, c Claim) error

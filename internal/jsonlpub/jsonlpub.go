@@ -33,6 +33,11 @@ func New(w io.Writer) *Publisher {
 // not escaped, so a user agent such as "<script>" reads as sent; control
 // characters and U+2028/U+2029 are still escaped by encoding/json, so an
 // attacker-chosen value cannot break the line.
+//
+// The document decodes to the same value as render.JSON, which SNS
+// subscribers get, with two differences: it is never cut to fit SNS's size
+// limit, and characters outside ASCII (bidi controls included) are written
+// as they are, where render.JSON escapes them.
 func (p *Publisher) Publish(_ context.Context, f *detect.Finding) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -235,6 +235,9 @@ func buildRule(env *cel.Env, raw json.RawMessage) (*Rule, error) {
 	if r.Collect, err = parseFields(d.Collect); err != nil {
 		return nil, fmt.Errorf("collect: %v", err)
 	}
+	if len(r.Collect) > MaxCollect {
+		return nil, fmt.Errorf("collect: %d fields, at most %d", len(r.Collect), MaxCollect)
+	}
 	if r.Threshold, err = parseThreshold(d.Threshold); err != nil {
 		return nil, fmt.Errorf("threshold: %v", err)
 	}
@@ -256,6 +259,9 @@ func buildRule(env *cel.Env, raw json.RawMessage) (*Rule, error) {
 			r.when = append(r.when, whenRef{index: len(r.Escalate), prg: when})
 		}
 		r.Escalate = append(r.Escalate, esc)
+	}
+	if n := len(r.DistinctFields()); n > MaxDistinctFields {
+		return nil, fmt.Errorf("threshold and escalate count distinct values of %d fields, at most %d", n, MaxDistinctFields)
 	}
 	if r.match, err = compile(env, r.Match); err != nil {
 		return nil, fmt.Errorf("match: %v", err)

@@ -127,6 +127,12 @@ func TestLoadErrors(t *testing.T) {
 		{"window too short", ruleFile(map[string]string{"threshold": "{count: 1, window: 30s}"}),
 			`rules.yaml: rule "r1": threshold: window: 30s is not a whole number`},
 		{"suppress bad", ruleFile(map[string]string{"suppress": "soon"}), `rules.yaml: rule "r1": suppress: "soon" is not a duration`},
+		{"too many collected fields", ruleFile(map[string]string{"collect": "[src_ip, cluster_name, user, groups, user_agent, path, request_uri, verb, code, reason, resource]"}),
+			`rules.yaml: rule "r1": collect: 11 fields, at most 10`},
+		{"too many distinct fields", ruleFile(map[string]string{
+			"threshold": "{distinct: {path: 5}, window: 1h}",
+			"escalate":  "[{severity: high, distinct: {user_agent: 6}}, {severity: high, distinct: {verb: 6}}, {severity: critical, distinct: {code: 6}}]"}),
+			`rules.yaml: rule "r1": threshold and escalate count distinct values of 4 fields, at most 3`},
 		{"suppress negative", ruleFile(map[string]string{"suppress": "-1h"}), `rules.yaml: rule "r1": suppress: -1h is outside (0, 168h]`},
 		{"escalation not above", ruleFile(map[string]string{"escalate": "[{severity: medium, count: 5}]"}),
 			`rules.yaml: rule "r1": escalate[0]: severity: medium is not above the rule's medium`},

@@ -7,6 +7,7 @@
 package rules
 
 import (
+	"slices"
 	"time"
 )
 
@@ -99,4 +100,29 @@ type Escalation struct {
 	// Reason says in words why the severity rose, for the finding's
 	// summary. Optional: without it the summary states the condition.
 	Reason string
+}
+
+// Limits on a rule's shape. They bound what one group keeps in state, so a
+// state item stays small (under 64 KB in DynamoDB) whatever an attacker
+// sends: each distinct-counted field and each collected field holds a
+// capped set per bucket.
+const (
+	MaxCollect        = 10
+	MaxDistinctFields = 3
+)
+
+// DistinctFields returns the fields whose distinct values the threshold or an
+// escalation counts, threshold first, each once.
+func (r *Rule) DistinctFields() []Field {
+	var out []Field
+	add := func(f Field) {
+		if f != "" && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	add(r.Threshold.Distinct)
+	for _, e := range r.Escalate {
+		add(e.Distinct)
+	}
+	return out
 }

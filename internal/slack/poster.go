@@ -96,8 +96,8 @@ func (e *StatusError) Permanent() bool {
 // It retries a 429, a 5xx and a request that got no answer, up to
 // MaxAttempts requests in all, waiting as Retry-After says (in seconds or as
 // an HTTP date) or, without one, FirstBackoff doubled per attempt; the waits
-// add up to at most RetryBudget. Any other 4xx is permanent and returned at
-// once. A request whose answer was lost may have been posted, so a retry
+// add up to at most RetryBudget. Any other answer (400, 403, 404, 410...)
+// and an unusable URL are permanent and returned at once. A request whose answer was lost may have been posted, so a retry
 // can show the message twice.
 //
 // The error names no URL. It wraps a *StatusError when Slack answered, and
@@ -113,7 +113,7 @@ func (p *Poster) Post(ctx context.Context, payload []byte) error {
 			return fmt.Errorf("post to slack (attempt %d): %w", attempt, ctx.Err())
 		}
 		var se *StatusError
-		if errors.As(err, &se) && se.Permanent() {
+		if errors.As(err, &se) && se.Permanent() || errors.Is(err, errInvalidURL) {
 			return fmt.Errorf("post to slack: %w", err)
 		}
 		if attempt == MaxAttempts {
@@ -133,13 +133,16 @@ func (p *Poster) Post(ctx context.Context, payload []byte) error {
 	}
 }
 
+// errInvalidURL replaces the URL parser's error, which would quote the URL.
+var errInvalidURL = errors.New("invalid webhook URL")
+
 // try makes one request. After a retryable failure it returns the wait
 // Retry-After asked for, or -1 when there was none.
 func (p *Poster) try(ctx context.Context, payload []byte) (time.Duration, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(payload))
 	if err != nil {
 		// The parse error would quote the URL.
-		return -1, errors.New("invalid webhook URL")
+		return -1, errInvalidURL
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := p.client.Do(req)

@@ -216,6 +216,9 @@ func TestPostInvalidURL(t *testing.T) {
 	s := &sleepRecorder{}
 	err := New("http://SECRET host/"+secretPath, nil, s.sleep).Post(context.Background(), []byte(`{}`))
 	checkErr(t, err, "invalid webhook URL")
+	if len(s.waits) != 0 {
+		t.Errorf("waited %v to retry a URL that cannot work", s.waits)
+	}
 }
 
 func TestPostContextEndsWhileWaiting(t *testing.T) {

@@ -1,14 +1,22 @@
 // Package snspub publishes findings to an Amazon SNS topic.
 //
 // Each finding is one Publish call with MessageStructure "json": render.SNS
-// builds the per-protocol document (e-mail text, the finding JSON for SQS,
-// Lambda and HTTPS, the chat form), and the message attributes carry the
-// fields that subscription filter policies select on.
+// builds the per-protocol document (the finding JSON under "default", which
+// SQS, Lambda and HTTP subscribers get, the e-mail text under "email", the
+// Amazon Q chat notification under "https"), and the message attributes
+// carry the fields that subscription filter policies select on.
 //
 // Delivery is at least once. A failed publish returns an error so that Lambda
 // retries the batch; the SDK itself retries a publish whose response was lost
 // (see NewClient). Either can deliver a finding twice, with the same
 // finding_id, which is how a consumer drops the duplicate.
+//
+// The SNS Developer Guide (sns-message-attributes) says message attributes
+// are "sent only when the message structure is String, not JSON". goaws
+// delivers them either way, and no real topic was at hand to check, so a
+// subscriber should read severity and the rest from the finding JSON, not
+// from delivered attributes. Whether filter policies on these attributes
+// hold with MessageStructure "json" on real SNS is likewise unverified here.
 package snspub
 
 import (

@@ -417,3 +417,28 @@ func TestPublishTooLarge(t *testing.T) {
 		t.Errorf("%d Publish calls for an oversized message, want 0", len(api.in))
 	}
 }
+
+func TestNewClientRetryPolicy(t *testing.T) {
+	// A configuration as AWS_MAX_ATTEMPTS=10 and AWS_RETRY_MODE=adaptive
+	// would produce; NewClient keeps its own policy.
+	cfg := aws.Config{
+		Region:           "us-east-1",
+		Credentials:      credentials.NewStaticCredentialsProvider("test", "test", ""),
+		RetryMaxAttempts: 10,
+		RetryMode:        aws.RetryModeAdaptive,
+	}
+	o := NewClient(cfg).Options()
+	if got := o.Retryer.MaxAttempts(); got != MaxAttempts {
+		t.Errorf("Retryer.MaxAttempts() = %d, want %d", got, MaxAttempts)
+	}
+	if o.RetryMaxAttempts != 0 {
+		t.Errorf("RetryMaxAttempts = %d, want 0 so the client does not wrap the retryer", o.RetryMaxAttempts)
+	}
+	// The wait before a retry never exceeds MaxBackoff.
+	for attempt := 1; attempt <= 10; attempt++ {
+		d, err := o.Retryer.RetryDelay(attempt, errors.New("boom"))
+		if err != nil || d > MaxBackoff {
+			t.Errorf("RetryDelay(%d) = %v, %v; want at most %v", attempt, d, err, MaxBackoff)
+		}
+	}
+}
