@@ -4,14 +4,13 @@
 package jsonlpub
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
 
 	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/render"
 )
 
 var _ detect.Publisher = (*Publisher)(nil)
@@ -29,25 +28,18 @@ func New(w io.Writer) *Publisher {
 	return &Publisher{w: w}
 }
 
-// Publish writes f as a newline-terminated JSON object. HTML characters are
-// not escaped, so a user agent such as "<script>" reads as sent; control
-// characters and U+2028/U+2029 are still escaped by encoding/json, so an
-// attacker-chosen value cannot break the line.
-//
-// The document decodes to the same value as render.JSON, which SNS
-// subscribers get, with two differences: it is never cut to fit SNS's size
-// limit, and characters outside ASCII (bidi controls included) are written
-// as they are, where render.JSON escapes them.
+// Publish writes f as one line: render.JSON's document, the same bytes an
+// SQS or Lambda subscriber gets. It is printable ASCII (everything else
+// \u-escaped), so an attacker's user agent cannot move a terminal's cursor
+// or reorder text with bidi controls when replay output is read on screen.
 func (p *Publisher) Publish(_ context.Context, f *detect.Finding) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(f); err != nil { // Encode appends the newline
+	doc, err := render.JSON(f)
+	if err != nil {
 		return fmt.Errorf("encode finding %s: %v", f.ID, err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, err := p.w.Write(buf.Bytes()); err != nil {
+	if _, err := p.w.Write(append(doc, '\n')); err != nil {
 		return fmt.Errorf("write finding %s: %w", f.ID, err)
 	}
 	return nil

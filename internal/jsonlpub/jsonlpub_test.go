@@ -87,19 +87,29 @@ func TestPublishOneLineRoundTrip(t *testing.T) {
 	}
 }
 
-func TestPublishDoesNotEscapeHTML(t *testing.T) {
-	f := &detect.Finding{ID: "x", UserAgent: "<script>&"}
+// TestPublishIsPrintableASCII: replay output is read on terminals, so an
+// attacker's escape sequences and bidi controls must arrive escaped.
+func TestPublishIsPrintableASCII(t *testing.T) {
+	f := &detect.Finding{ID: "x", UserAgent: "<script>&\x1b[2J\u202etxt.exe\u2028"}
 	var buf bytes.Buffer
 	if err := New(&buf).Publish(context.Background(), f); err != nil {
 		t.Fatal(err)
 	}
-	if got := buf.String(); !strings.Contains(got, `"user_agent":"<script>&"`) {
-		t.Errorf("Publish() = %q, want the user agent unescaped", got)
+	line := strings.TrimSuffix(buf.String(), "\n")
+	for i, c := range []byte(line) {
+		if c < 0x20 || c > 0x7e {
+			t.Fatalf("byte %d of the line is %#x, not printable ASCII: %q", i, c, line)
+		}
+	}
+	var got detect.Finding
+	if err := json.Unmarshal([]byte(line), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.UserAgent != f.UserAgent {
+		t.Errorf("user agent decodes to %q, want %q", got.UserAgent, f.UserAgent)
 	}
 }
 
-// TestPublishMatchesRender checks that replay output is the same document
-// SNS subscribers get from render.JSON.
 func TestPublishMatchesRender(t *testing.T) {
 	for _, f := range loadFindings(t) {
 		t.Run(f.ID, func(t *testing.T) {
