@@ -59,8 +59,8 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	scripts/fuzz.sh $${FUZZTIME:-30s}
 
 .PHONY: bench
-bench: ## pipeline benchmarks, side by side with the floor and the naive baseline
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/detect/ ./internal/cwlogs/ ./internal/audit/
+bench: ## pipeline throughput beside the floor and the naive baseline, one table
+	scripts/bench.sh
 
 # sam build (BuildMethod: makefile) calls these with ARTIFACTS_DIR set.
 .PHONY: build-DetectorFunction build-SlackNotifierFunction
