@@ -48,75 +48,13 @@ func BenchmarkParseLeanStruct(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
-// naiveEvent models all of audit.k8s.io/v1 Event the straightforward way,
-// with the objects and annotations as maps: the baseline Parse is measured
-// against.
-type naiveEvent struct {
-	Kind             string            `json:"kind"`
-	APIVersion       string            `json:"apiVersion"`
-	Level            string            `json:"level"`
-	AuditID          string            `json:"auditID"`
-	Stage            string            `json:"stage"`
-	RequestURI       string            `json:"requestURI"`
-	Verb             string            `json:"verb"`
-	User             naiveUser         `json:"user"`
-	ImpersonatedUser *naiveUser        `json:"impersonatedUser"`
-	SourceIPs        []string          `json:"sourceIPs"`
-	UserAgent        string            `json:"userAgent"`
-	ObjectRef        *naiveObjectRef   `json:"objectRef"`
-	ResponseStatus   *naiveStatus      `json:"responseStatus"`
-	RequestObject    map[string]any    `json:"requestObject"`
-	ResponseObject   map[string]any    `json:"responseObject"`
-	RequestReceived  time.Time         `json:"requestReceivedTimestamp"`
-	StageTimestamp   time.Time         `json:"stageTimestamp"`
-	Annotations      map[string]string `json:"annotations"`
-}
-
-type naiveUser struct {
-	Username string              `json:"username"`
-	UID      string              `json:"uid"`
-	Groups   []string            `json:"groups"`
-	Extra    map[string][]string `json:"extra"`
-}
-
-type naiveObjectRef struct {
-	Resource        string `json:"resource"`
-	Namespace       string `json:"namespace"`
-	Name            string `json:"name"`
-	UID             string `json:"uid"`
-	APIGroup        string `json:"apiGroup"`
-	APIVersion      string `json:"apiVersion"`
-	ResourceVersion string `json:"resourceVersion"`
-	Subresource     string `json:"subresource"`
-}
-
-type naiveStatus struct {
-	Metadata map[string]any `json:"metadata"`
-	Status   string         `json:"status"`
-	Message  string         `json:"message"`
-	Reason   string         `json:"reason"`
-	Details  *struct {
-		Name   string `json:"name"`
-		Group  string `json:"group"`
-		Kind   string `json:"kind"`
-		UID    string `json:"uid"`
-		Causes []struct {
-			Type    string `json:"reason"`
-			Message string `json:"message"`
-			Field   string `json:"field"`
-		} `json:"causes"`
-		RetryAfterSeconds int32 `json:"retryAfterSeconds"`
-	} `json:"details"`
-	Code int32 `json:"code"`
-}
-
 func BenchmarkParseNaive(b *testing.B) {
 	lines, avg := benchLines(b)
 	b.SetBytes(avg)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		var e naiveEvent
+		var e synth.NaiveEvent
 		if err := json.Unmarshal(lines[i%len(lines)], &e); err != nil {
 			b.Fatal(err)
 		}

@@ -20,7 +20,10 @@ var (
 	// ErrTruncated marks a line CloudWatch cut short; the JSON is
 	// incomplete and its fields cannot be trusted.
 	ErrTruncated = errors.New("audit: line truncated by CloudWatch")
-	ErrTooLarge  = errors.New("audit: line exceeds size limit")
+	// ErrTooLarge marks a line longer than Parse's maxSize.
+	ErrTooLarge = errors.New("audit: line exceeds size limit")
+	// ErrMalformed marks a line that is not JSON, or an audit event with
+	// a field of the wrong type.
 	ErrMalformed = errors.New("audit: malformed audit event")
 	// ErrNotAudit marks valid JSON that is not an audit event, such as
 	// another component's log line in the same log group.

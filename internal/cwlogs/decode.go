@@ -15,10 +15,17 @@ import (
 // Sentinel errors, for errors.Is. Every error the decoders return wraps
 // exactly one of them, except read errors from a caller's io.Reader.
 var (
-	ErrBase64   = errors.New("cwlogs: data is not base64")
-	ErrGzip     = errors.New("cwlogs: data is not a gzip stream")
+	// ErrBase64 means awslogs.data is not standard base64.
+	ErrBase64 = errors.New("cwlogs: data is not base64")
+	// ErrGzip means the decoded data is not a whole, intact gzip stream.
+	ErrGzip = errors.New("cwlogs: data is not a gzip stream")
+	// ErrTooLarge means the data or the payload is longer than the
+	// Limits allow.
 	ErrTooLarge = errors.New("cwlogs: payload exceeds limit")
-	ErrPayload  = errors.New("cwlogs: malformed subscription payload")
+	// ErrPayload means the payload is not a subscription payload: bad
+	// JSON, a field of the wrong type, or a missing or unknown
+	// messageType.
+	ErrPayload = errors.New("cwlogs: malformed subscription payload")
 )
 
 // Limits bound the memory spent on one subscription payload. A zero or
