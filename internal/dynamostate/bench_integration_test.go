@@ -15,7 +15,7 @@ import (
 )
 
 // On-demand request prices in us-east-1, US$ per million request units
-// (after the November 2024 reduction; see the package README).
+// (after the November 2024 reduction; see the README's state section).
 const (
 	usdPerMillionWRU = 0.625
 	usdPerMillionRRU = 0.125
