@@ -54,6 +54,14 @@ events/%.json: events/src/%.jsonl cmd/anonwatch/*.go internal/cwlogs/*.go
 events/control-message.json: cmd/anonwatch/*.go internal/cwlogs/*.go
 	$(GO) run ./cmd/anonwatch envelope --log-group $(EVENT_GROUP) --control - < /dev/null > $@
 
+.PHONY: local
+local: ## the detector under the Lambda emulator, with dynalite and goaws, on events/ (EVENT=events/x.json for one)
+	scripts/local.sh
+
+.PHONY: measure-lambda
+measure-lambda: ## arm64 bootstrap size; init, first and warm invoke, peak RSS under the emulator (median of 10)
+	scripts/measure-lambda.sh
+
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	scripts/fuzz.sh $${FUZZTIME:-30s}

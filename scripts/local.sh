@@ -4,6 +4,7 @@
 #
 #   scripts/local.sh                          # every events/*.json, in order
 #   EVENT=events/spoofed-xff.json scripts/local.sh
+#   EVENT="events/a.json events/a.json" scripts/local.sh  # several, in order
 #   RULES_FILE=my-rules.yaml scripts/local.sh # your rules instead of the defaults
 #
 # It builds the real bootstrap, starts dynalite (DynamoDB), goaws (SNS, with
@@ -47,8 +48,10 @@ command -v go >/dev/null || fail "go is not on PATH"
 command -v node >/dev/null || fail "node is not on PATH (Node.js 20 runs dynalite)"
 
 if [[ -n "${EVENT:-}" ]]; then
-	[[ -f "$EVENT" ]] || fail "EVENT=$EVENT: no such file"
-	events=("$EVENT")
+	read -r -a events <<<"$EVENT"
+	for e in "${events[@]}"; do
+		[[ -f "$e" ]] || fail "EVENT: $e: no such file"
+	done
 else
 	events=(events/*.json)
 fi
@@ -132,9 +135,10 @@ function functionLines(log, requestId) {
 const hidden = new Set(['timestamp', 'level', 'message', 'requestId', 'log_group', 'log_stream', 'batch', 'skipped_by_reason']);
 function describeLine(j) {
   const kv = Object.entries(j)
-    .filter(([k]) => !hidden.has(k))
+    .filter(([k, v]) => !hidden.has(k) && v !== '')
     .map(([k, v]) => {
-      let s = `${k}=${typeof v === 'object' ? JSON.stringify(v) : v}`;
+      // A multi-line value (a CEL error's caret diagram) keeps the indent.
+      let s = `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v).replace(/\n/g, '\n' + ' '.repeat(12))}`;
       const reasons = Object.entries(j.skipped_by_reason || {});
       if (k === 'skipped' && reasons.length) s += ` (${reasons.map(([r, n]) => `${r}=${n}`).join(' ')})`;
       return s;
@@ -241,6 +245,7 @@ async function invoke(rie, sns, logFile, outFile, queues, events) {
   if (failed) end += red(`, ${plural(failed, 'invocation')} failed`);
   console.log(`\n${end}${dim(`. Findings in full: ${outFile}`)}`);
   console.log(dim(`The function's log (JSON, with the emulator's lines): ${logFile}`));
+  if (failed) process.exitCode = 1;
 }
 
 async function topicArn(sns, name) {
@@ -280,6 +285,10 @@ running() {
 	[[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null
 }
 
+if listening "$rie_port" || listening "$api_port"; then
+	fail "port $rie_port or $api_port is in use; set ANONWATCH_RIE_PORT to another port"
+fi
+
 started_dynalite=0 started_goaws=0 rie_pid=""
 cleanup() {
 	local status=$?
@@ -296,9 +305,11 @@ cleanup() {
 	fi
 	if ((started_goaws)); then scripts/goaws.sh stop || true; fi
 	if ((started_dynalite)); then scripts/dynalite.sh stop || true; fi
-	if ((status != 0)); then
-		printf '%sstopped after an error (exit %d); logs are in %s%s\n' "$red" "$status" "${run#"$root"/}" "$off" >&2
-	fi
+	case $status in
+	0) ;;
+	130 | 143) printf '%sinterrupted: stopped everything local.sh started%s\n' "$red" "$off" >&2 ;;
+	*) printf '%sfailed (exit %d): stopped everything local.sh started; logs are in %s%s\n' "$red" "$status" "${run#"$root"/}" "$off" >&2 ;;
+	esac
 	exit "$status"
 }
 trap cleanup EXIT
@@ -312,13 +323,13 @@ scripts/tools.sh
 
 mkdir -p "$run/function"
 arch="$(go env GOHOSTARCH)"
-step build "bootstrap (linux/$arch, as deployed but for this machine) and the anonwatch CLI …"
+printf '%s▸%s %-9s %s' "$bold" "$off" build "bootstrap (linux/$arch) and the anonwatch CLI … "
 began=$SECONDS
 # One go build for both: they share every compiled dependency.
 GOOS=linux GOARCH="$arch" CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' \
 	-o "$run/" ./functions/detector ./cmd/anonwatch
 mv "$run/detector" "$run/function/bootstrap"
-step "" "${dim}done in $((SECONDS - began)) s${off}"
+printf '%sdone in %d s%s\n' "$dim" $((SECONDS - began)) "$off"
 
 if running dynalite; then
 	dyn_url="$(scripts/dynalite.sh start "$dyn_port")"
@@ -349,9 +360,6 @@ if ! out="$("$run/anonwatch" table create "$table" 2>&1)"; then
 fi
 step table "$table ${dim}(dynalite has no TTL, so items never expire here)${off}"
 
-if listening "$rie_port" || listening "$api_port"; then
-	fail "port $rie_port or $api_port is in use; set ANONWATCH_RIE_PORT to another port"
-fi
 rie_log="$run/rie.log"
 fn_env=(
 	"PATH=$PATH"

@@ -25,3 +25,14 @@ if [[ ! -d tools/node/node_modules/dynalite ]]; then
   echo "tools: installing dynalite (npm ci)" >&2
   (cd tools/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
+
+# qemu-user lets the end-to-end test run the arm64 bootstrap that is
+# deployed, not only the amd64 one. Debian packages it; where it cannot be
+# installed (not root, no apt), that one test says so and skips the run.
+if ! command -v qemu-aarch64 >/dev/null 2>&1 && [[ $(uname -m) != aarch64 ]]; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "tools: installing qemu-user (apt)" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user; } >/dev/null 2>&1 \
+      || echo "tools: qemu-user not installed; the arm64 end-to-end run will be skipped" >&2
+  fi
+fi

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -330,8 +331,8 @@ func TestBadConfigurationFailsInit(t *testing.T) {
 	}{
 		{"missing TABLE_NAME", withoutVar(env, "TABLE_NAME"), []string{"TABLE_NAME"}},
 		{"missing TOPIC_ARN", withoutVar(env, "TOPIC_ARN"), []string{"TOPIC_ARN"}},
-		{"RULES_FILE does not compile", append(env, "RULES_FILE="+badRules), []string{badRules, "broken-rule"}},
-		{"RULES_FILE missing", append(env, "RULES_FILE="+filepath.Join(dir, "absent.yaml")), []string{"RULES_FILE", "absent.yaml"}},
+		{"RULES_FILE does not compile", append(slices.Clip(env), "RULES_FILE="+badRules), []string{badRules, "broken-rule"}},
+		{"RULES_FILE missing", append(slices.Clip(env), "RULES_FILE="+filepath.Join(dir, "absent.yaml")), []string{"RULES_FILE", "absent.yaml"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

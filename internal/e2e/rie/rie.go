@@ -47,7 +47,9 @@ type Config struct {
 	Command []string
 	// Env is the emulator's whole environment, which it hands on to the
 	// function (KEY=VALUE). Nothing is inherited from this process, so a
-	// developer's AWS profile never reaches a test.
+	// developer's AWS profile never reaches a test. The emulator itself
+	// reads AWS_LAMBDA_FUNCTION_TIMEOUT (seconds, default 300) and
+	// AWS_LAMBDA_FUNCTION_MEMORY_SIZE from it.
 	Env []string
 	// Log, when set, also receives everything the emulator and the
 	// function write, as it is written.
