@@ -12,15 +12,13 @@
 # goaws of its own from .bin/goaws; it needs only `install`.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+server=goaws
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bin="$root/.bin/goaws"
 pkg="github.com/Admiral-Piett/goaws/app/cmd@v0.4.5"
 stamp="$root/.bin/.goaws.version" # the same stamp scripts/tools.sh keeps
 config="$root/scripts/goaws.yaml"
-run="$root/.run"
-pidfile="$run/goaws.pid"
-portfile="$run/goaws.port"
-logfile="$run/goaws.log"
 runconfig="$run/goaws.yaml"
 
 install() {
@@ -40,11 +38,6 @@ install() {
 	mv "$tmp/cmd" "$bin"
 	rmdir "$tmp"
 	echo "$pkg" >"$stamp"
-}
-
-# listening reports whether something accepts TCP connections on the port.
-listening() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
 # request sends one HTTP/1.0 request to 127.0.0.1:PORT and prints the
@@ -78,38 +71,28 @@ has_topic() {
 	[[ "$resp" == *":anonwatch-findings<"* ]]
 }
 
-# ours reports whether the PID is a live goaws started by this script, so a
-# stale PID file never makes us signal an unrelated process.
+# ours reports whether the PID is a live goaws started by this script.
 ours() {
 	local pid="$1"
 	[[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$bin -config $runconfig"
 }
 
+# ready reports whether goaws answers with the findings topic loaded.
+ready() {
+	healthy "$1" || return 1
+	# goaws falls back to an empty default setup, silently, when it cannot
+	# read its config: make sure the topic is there.
+	if has_topic "$1"; then
+		return 0
+	fi
+	echo "goaws.sh: goaws started without the topic from $runconfig" >&2
+	return 2
+}
+
 start() {
 	local port="${1:-4100}"
-	if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
-		echo "goaws.sh: bad port: $port" >&2
-		exit 2
-	fi
-	mkdir -p "$run"
-
-	if [[ -f "$pidfile" ]]; then
-		local pid running
-		pid="$(cat "$pidfile")"
-		if ours "$pid"; then
-			running="$(cat "$portfile" 2>/dev/null || echo "$port")"
-			if [[ "$running" != "$port" ]]; then
-				echo "goaws.sh: already running on port $running (PID $pid); stop it first to change port" >&2
-			fi
-			echo "http://127.0.0.1:$running"
-			return 0
-		fi
-		rm -f "$pidfile" "$portfile"
-	fi
-
-	if listening "$port"; then
-		echo "goaws.sh: port $port is already in use by another process" >&2
-		exit 1
+	if running "$port"; then
+		return 0
 	fi
 
 	install
@@ -118,55 +101,7 @@ start() {
 	# setsid detaches goaws from this shell so it outlives the script and a
 	# Ctrl-C in the caller's terminal.
 	setsid "$bin" -config "$runconfig" Local </dev/null >"$logfile" 2>&1 &
-	local pid=$!
-	echo "$pid" >"$pidfile"
-	echo "$port" >"$portfile"
-
-	# goaws is up in milliseconds; 10 s covers a loaded machine.
-	local i
-	for ((i = 0; i < 100; i++)); do
-		if healthy "$port"; then
-			# goaws falls back to an empty default setup, silently, when it
-			# cannot read its config: make sure the topic is there.
-			if has_topic "$port"; then
-				echo "http://127.0.0.1:$port"
-				return 0
-			fi
-			echo "goaws.sh: goaws started without the topic from $runconfig" >&2
-			break
-		fi
-		if ! kill -0 "$pid" 2>/dev/null; then
-			break
-		fi
-		sleep 0.1
-	done
-	echo "goaws.sh: goaws did not start on port $port; log follows" >&2
-	cat "$logfile" >&2 || true
-	if kill -0 "$pid" 2>/dev/null; then
-		kill "$pid" || true
-	fi
-	rm -f "$pidfile" "$portfile"
-	exit 1
-}
-
-stop() {
-	if [[ ! -f "$pidfile" ]]; then
-		return 0
-	fi
-	local pid
-	pid="$(cat "$pidfile")"
-	if ours "$pid"; then
-		kill "$pid"
-		local i
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			kill -9 "$pid" || true
-		fi
-	fi
-	rm -f "$pidfile" "$portfile"
+	await $! "$port"
 }
 
 case "${1:-}" in

@@ -4,6 +4,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // core lists the packages that must stay free of the AWS SDK: decoding,
@@ -18,6 +20,27 @@ var core = []string{
 	"github.com/anonwatch/anonwatch/internal/render",
 	"github.com/anonwatch/anonwatch/internal/memstate",
 	"github.com/anonwatch/anonwatch/internal/jsonlpub",
+	"github.com/anonwatch/anonwatch/internal/jsonscan",
+}
+
+// stdlibOnly lists the packages that import nothing but the standard
+// library: the JSON scanner both decoders share.
+var stdlibOnly = []string{
+	"github.com/anonwatch/anonwatch/internal/jsonscan",
+}
+
+func TestStdlibOnly(t *testing.T) {
+	for _, pkg := range stdlibOnly {
+		t.Run(pkg[strings.LastIndex(pkg, "/")+1:], func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg).CombinedOutput()
+			if err != nil {
+				t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+			}
+			if diff := cmp.Diff([]string{pkg}, strings.Fields(string(out))); diff != "" {
+				t.Errorf("packages outside the standard library in go list -deps %s (-want +got):\n%s", pkg, diff)
+			}
+		})
+	}
 }
 
 func TestCoreImportsNoAWSSDK(t *testing.T) {

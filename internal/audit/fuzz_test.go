@@ -1,11 +1,9 @@
 package audit
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -97,31 +95,4 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("RequestReceived is zero but StageTimestamp %v is not; want the fallback", got.StageTimestamp)
 		}
 	})
-}
-
-// FuzzSkipValue checks the fast path's validator against json.Valid.
-func FuzzSkipValue(f *testing.F) {
-	addSeeds(f)
-	f.Fuzz(func(t *testing.T, b []byte, _ int) {
-		i := skipWS(b, 0)
-		end, ok := skipValue(b, i, 0)
-		got := ok && skipWS(b, end) == len(b)
-		if want := json.Valid(b); got != want {
-			t.Fatalf("skipValue says valid = %v, json.Valid says %v", got, want)
-		}
-	})
-}
-
-func TestSkipValueDepth(t *testing.T) {
-	for _, depth := range []int{1, maxNestingDepth - 1, maxNestingDepth, maxNestingDepth + 1} {
-		for _, open := range []string{"[", `{"a":`} {
-			closer := map[string]string{"[": "]", `{"a":`: "}"}[open]
-			b := []byte(strings.Repeat(open, depth) + "0" + strings.Repeat(closer, depth))
-			end, ok := skipValue(b, 0, 0)
-			got := ok && end == len(b)
-			if want := json.Valid(b); got != want {
-				t.Errorf("depth %d of %q: skipValue valid = %v, json.Valid = %v", depth, open, got, want)
-			}
-		}
-	}
 }

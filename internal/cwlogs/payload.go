@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/anonwatch/anonwatch/internal/jsonscan"
 )
 
 // This file decodes the payload JSON. The reference is decodeStd, plain
@@ -69,55 +71,28 @@ var eventKeys = []string{"id", "timestamp", "message"}
 // decodeStd. It modifies buf only when it succeeds.
 func parsePayload(buf []byte) (Batch, bool) {
 	var b Batch
-	i := skipWS(buf, 0)
-	if i >= len(buf) || buf[i] != '{' {
-		return Batch{}, false
-	}
-	i = skipWS(buf, i+1)
-	if i < len(buf) && buf[i] == '}' {
-		i++
-	} else {
-		var seen int
-		for {
-			key, j, ok := objectKey(buf, i, payloadKeys)
-			if !ok {
-				return Batch{}, false
-			}
-			i = j
-			bit := 0
-			switch string(key) {
-			case "messageType":
-				bit = seenMessageType
-				b.MessageType, i, ok = stringValue(buf, i)
-			case "owner":
-				bit = seenOwner
-				b.Owner, i, ok = stringValue(buf, i)
-			case "logGroup":
-				bit = seenLogGroup
-				b.LogGroup, i, ok = stringValue(buf, i)
-			case "logStream":
-				bit = seenLogStream
-				b.LogStream, i, ok = stringValue(buf, i)
-			case "logEvents":
-				bit = seenLogEvents
-				b.Events, i, ok = logEvents(buf, i)
-			default:
-				i, ok = skipValue(buf, i, 1)
-			}
-			if !ok || seen&bit != 0 {
-				return Batch{}, false
-			}
-			seen |= bit
-			var done bool
-			if i, done, ok = nextMember(buf, i); !ok {
-				return Batch{}, false
-			}
-			if done {
-				break
-			}
+	i, ok := object(buf, jsonscan.SkipSpace(buf, 0), payloadKeys, func(key []byte, i int) (end, bit int, ok bool) {
+		switch string(key) {
+		case "messageType":
+			b.MessageType, end, ok = stringValue(buf, i)
+			return end, seenMessageType, ok
+		case "owner":
+			b.Owner, end, ok = stringValue(buf, i)
+			return end, seenOwner, ok
+		case "logGroup":
+			b.LogGroup, end, ok = stringValue(buf, i)
+			return end, seenLogGroup, ok
+		case "logStream":
+			b.LogStream, end, ok = stringValue(buf, i)
+			return end, seenLogStream, ok
+		case "logEvents":
+			b.Events, end, ok = logEvents(buf, i)
+			return end, seenLogEvents, ok
 		}
-	}
-	if skipWS(buf, i) != len(buf) {
+		end, ok = jsonscan.SkipValue(buf, i, 1)
+		return end, 0, ok
+	})
+	if !ok || jsonscan.SkipSpace(buf, i) != len(buf) {
 		return Batch{}, false
 	}
 	// Valid: now the messages may be unescaped, in place.
@@ -127,10 +102,10 @@ func parsePayload(buf []byte) (Batch, bool) {
 		case raw == nil:
 		case !utf8.Valid(raw):
 			// U+FFFD is longer than the byte it replaces.
-			m := unescape(make([]byte, 0, len(raw)), raw)
+			m := jsonscan.AppendUnescaped(make([]byte, 0, len(raw)), raw)
 			b.Events[k].Message = m[:len(m):len(m)]
 		case bytes.IndexByte(raw, '\\') >= 0:
-			m := unescapeInPlace(raw)
+			m := jsonscan.UnescapeInPlace(raw)
 			b.Events[k].Message = m[:len(m):len(m)]
 		default:
 			b.Events[k].Message = raw[:len(raw):len(raw)]
@@ -146,73 +121,76 @@ func logEvents(buf []byte, i int) ([]LogEvent, int, bool) {
 	if i >= len(buf) || buf[i] != '[' {
 		return nil, 0, false
 	}
-	i = skipWS(buf, i+1)
+	i = jsonscan.SkipSpace(buf, i+1)
 	if i < len(buf) && buf[i] == ']' {
 		return nil, i + 1, true
 	}
 	var events []LogEvent
 	for {
-		if i >= len(buf) || buf[i] != '{' {
-			return nil, 0, false
-		}
 		var e LogEvent
-		i = skipWS(buf, i+1)
-		if i < len(buf) && buf[i] == '}' {
-			i++
-		} else {
-			var seen int
-			for {
-				key, j, ok := objectKey(buf, i, eventKeys)
-				if !ok {
-					return nil, 0, false
+		var ok bool
+		i, ok = object(buf, i, eventKeys, func(key []byte, i int) (end, bit int, ok bool) {
+			switch string(key) {
+			case "id":
+				e.ID, end, ok = stringValue(buf, i)
+				return end, seenID, ok
+			case "timestamp":
+				e.Timestamp, end, ok = intValue(buf, i)
+				return end, seenTimestamp, ok
+			case "message":
+				if i >= len(buf) || buf[i] != '"' {
+					return 0, 0, false
 				}
-				i = j
-				bit := 0
-				switch string(key) {
-				case "id":
-					bit = seenID
-					e.ID, i, ok = stringValue(buf, i)
-				case "timestamp":
-					bit = seenTimestamp
-					e.Timestamp, i, ok = intValue(buf, i)
-				case "message":
-					bit = seenMessage
-					ok = false
-					if i < len(buf) && buf[i] == '"' {
-						var end int
-						if end, _, ok = scanString(buf, i); ok {
-							e.Message = buf[i+1 : end-1]
-							i = end
-						}
-					}
-				default:
-					i, ok = skipValue(buf, i, 3)
+				if end, _, ok = jsonscan.SkipString(buf, i); ok {
+					e.Message = buf[i+1 : end-1]
 				}
-				if !ok || seen&bit != 0 {
-					return nil, 0, false
-				}
-				seen |= bit
-				var done bool
-				if i, done, ok = nextMember(buf, i); !ok {
-					return nil, 0, false
-				}
-				if done {
-					break
-				}
+				return end, seenMessage, ok
 			}
+			end, ok = jsonscan.SkipValue(buf, i, 3)
+			return end, 0, ok
+		})
+		if !ok {
+			return nil, 0, false
 		}
 		events = append(events, e)
-		i = skipWS(buf, i)
-		if i >= len(buf) {
+		var done bool
+		if i, done, ok = jsonscan.Next(buf, i, ']'); !ok {
 			return nil, 0, false
 		}
-		switch buf[i] {
-		case ',':
-			i = skipWS(buf, i+1)
-		case ']':
-			return events, i + 1, true
-		default:
-			return nil, 0, false
+		if done {
+			return events, i, true
+		}
+	}
+}
+
+// object parses the object at buf[i] == '{' and returns the index after
+// it. It passes each member's key and the index of its value to member,
+// which parses the value and returns its end and the key's seen bit (0 for
+// a key it skips). A repeated key is refused: encoding/json decodes the
+// second value over the first, which the fast path does not mimic. Keys
+// are checked against names with objectKey.
+func object(buf []byte, i int, names []string, member func(key []byte, i int) (end, bit int, ok bool)) (int, bool) {
+	if i >= len(buf) || buf[i] != '{' {
+		return 0, false
+	}
+	i = jsonscan.SkipSpace(buf, i+1)
+	if i < len(buf) && buf[i] == '}' {
+		return i + 1, true
+	}
+	var seen int
+	for {
+		key, j, ok := objectKey(buf, i, names)
+		if !ok {
+			return 0, false
+		}
+		end, bit, ok := member(key, j)
+		if !ok || seen&bit != 0 {
+			return 0, false
+		}
+		seen |= bit
+		var done bool
+		if i, done, ok = jsonscan.Next(buf, end, '}'); !ok || done {
+			return i, ok
 		}
 	}
 }
@@ -222,45 +200,16 @@ func logEvents(buf []byte, i int) ([]LogEvent, int, bool) {
 // names although it is not spelled the same: with escapes, with non-ASCII
 // bytes (Unicode case folding), or in another case.
 func objectKey(buf []byte, i int, names []string) ([]byte, int, bool) {
-	if i >= len(buf) || buf[i] != '"' {
+	key, next, plain, ok := jsonscan.Key(buf, i)
+	if !ok || !plain {
 		return nil, 0, false
-	}
-	end, esc, ok := scanString(buf, i)
-	if !ok || esc {
-		return nil, 0, false
-	}
-	key := buf[i+1 : end-1]
-	for _, c := range key {
-		if c >= utf8.RuneSelf {
-			return nil, 0, false
-		}
 	}
 	for _, n := range names {
 		if string(key) != n && len(key) == len(n) && bytes.EqualFold(key, []byte(n)) {
 			return nil, 0, false
 		}
 	}
-	i = skipWS(buf, end)
-	if i >= len(buf) || buf[i] != ':' {
-		return nil, 0, false
-	}
-	return key, skipWS(buf, i+1), true
-}
-
-// nextMember moves past the white space and the ',' or '}' after a member:
-// to the next key, or past the object when done.
-func nextMember(buf []byte, i int) (next int, done, ok bool) {
-	i = skipWS(buf, i)
-	if i >= len(buf) {
-		return 0, false, false
-	}
-	switch buf[i] {
-	case ',':
-		return skipWS(buf, i+1), false, true
-	case '}':
-		return i + 1, true, true
-	}
-	return 0, false, false
+	return key, next, true
 }
 
 // stringValue decodes the string literal at buf[i]; anything else is left
@@ -269,15 +218,11 @@ func stringValue(buf []byte, i int) (string, int, bool) {
 	if i >= len(buf) || buf[i] != '"' {
 		return "", 0, false
 	}
-	end, esc, ok := scanString(buf, i)
+	end, esc, ok := jsonscan.SkipString(buf, i)
 	if !ok {
 		return "", 0, false
 	}
-	s := buf[i+1 : end-1]
-	if esc || !utf8.Valid(s) {
-		return string(unescape(make([]byte, 0, len(s)), s)), end, true
-	}
-	return string(s), end, true
+	return jsonscan.DecodeString(buf[i+1:end-1], esc), end, true
 }
 
 // intValue decodes the integer at buf[i] as encoding/json does into an
@@ -286,7 +231,7 @@ func intValue(buf []byte, i int) (int64, int, bool) {
 	if i >= len(buf) || (buf[i] != '-' && (buf[i] < '0' || buf[i] > '9')) {
 		return 0, 0, false
 	}
-	end, ok := scanNumber(buf, i)
+	end, ok := jsonscan.SkipNumber(buf, i)
 	if !ok {
 		return 0, 0, false
 	}

@@ -2,9 +2,7 @@ package cwlogs
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -60,33 +58,5 @@ func TestPayloadSeedsAgree(t *testing.T) {
 	}
 	if _, ok := parsePayload([]byte(payloadSeeds[2])); !ok {
 		t.Errorf("parsePayload() fell back on escapes and extra fields")
-	}
-}
-
-// FuzzSkipValue checks the validator against json.Valid.
-func FuzzSkipValue(f *testing.F) {
-	for _, s := range payloadSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		end, ok := skipValue(b, skipWS(b, 0), 0)
-		got := ok && skipWS(b, end) == len(b)
-		if want := json.Valid(b); got != want {
-			t.Fatalf("skipValue says valid = %v, json.Valid says %v", got, want)
-		}
-	})
-}
-
-func TestSkipValueDepth(t *testing.T) {
-	for _, depth := range []int{1, maxNestingDepth - 1, maxNestingDepth, maxNestingDepth + 1} {
-		for _, open := range []string{"[", `{"a":`} {
-			closer := map[string]string{"[": "]", `{"a":`: "}"}[open]
-			b := []byte(strings.Repeat(open, depth) + "0" + strings.Repeat(closer, depth))
-			end, ok := skipValue(b, 0, 0)
-			got := ok && end == len(b)
-			if want := json.Valid(b); got != want {
-				t.Errorf("depth %d of %q: skipValue valid = %v, json.Valid = %v", depth, open, got, want)
-			}
-		}
 	}
 }

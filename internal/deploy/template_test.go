@@ -20,8 +20,6 @@ import (
 	"github.com/anonwatch/anonwatch/internal/rules"
 )
 
-func ptr[T any](v T) *T { return &v }
-
 // The template's resources, their types and conditions. A resource added to
 // or removed from template.yaml fails here until the tests cover it.
 var wantResources = map[string]struct{ typ, condition string }{
@@ -87,28 +85,28 @@ func TestParameters(t *testing.T) {
 	want := cloudformation.Parameters{
 		"ClusterName": {
 			Type:                  "String",
-			AllowedPattern:        ptr("^[0-9A-Za-z][A-Za-z0-9_-]*$"),
-			MinLength:             ptr(1),
-			MaxLength:             ptr(100),
-			ConstraintDescription: ptr("an EKS cluster name (letters, digits, - and _)"),
+			AllowedPattern:        new("^[0-9A-Za-z][A-Za-z0-9_-]*$"),
+			MinLength:             new(1),
+			MaxLength:             new(100),
+			ConstraintDescription: new("an EKS cluster name (letters, digits, - and _)"),
 		},
-		"FilterPattern": {Type: "String", Default: "", MaxLength: ptr(1024)},
+		"FilterPattern": {Type: "String", Default: "", MaxLength: new(1024)},
 		"AlertEmail": {
 			Type: "String", Default: "",
-			AllowedPattern:        ptr(`^$|^[^@\s]+@[^@\s]+$`),
-			ConstraintDescription: ptr("empty, or one e-mail address"),
+			AllowedPattern:        new(`^$|^[^@\s]+@[^@\s]+$`),
+			ConstraintDescription: new("empty, or one e-mail address"),
 		},
 		// The e-mail threshold speaks the rule files' severity names.
 		"EmailMinSeverity": {Type: "String", Default: "high", AllowedValues: severities},
 		"SlackWebhookParameter": {
 			Type: "String", Default: "",
-			AllowedPattern:        ptr("^$|^/[A-Za-z0-9_./-]+$"),
-			ConstraintDescription: ptr("empty, or a parameter name that starts with /"),
+			AllowedPattern:        new("^$|^/[A-Za-z0-9_./-]+$"),
+			ConstraintDescription: new("empty, or a parameter name that starts with /"),
 		},
 		"RulesFile": {
 			Type: "String", Default: "",
-			AllowedPattern:        ptr("^$|^[A-Za-z0-9_][A-Za-z0-9_./-]*$"),
-			ConstraintDescription: ptr("empty, or a relative path"),
+			AllowedPattern:        new("^$|^[A-Za-z0-9_][A-Za-z0-9_./-]*$"),
+			ConstraintDescription: new("empty, or a relative path"),
 		},
 		"PointInTimeRecovery": {Type: "String", Default: "true", AllowedValues: []any{"true", "false"}},
 		// The retention periods CloudWatch Logs accepts (PutRetentionPolicy,
@@ -209,13 +207,13 @@ func TestDetectorFunction(t *testing.T) {
 	}
 	pattern := defaultFilterPattern(t, l)
 	want := &serverless.Function{
-		Description:   ptr("Reads EKS audit events and publishes anonymous-access findings."),
-		CodeUri:       &serverless.Function_CodeUri{String: ptr(".")},
-		Handler:       ptr("bootstrap"),
-		Runtime:       ptr("provided.al2023"),
+		Description:   new("Reads EKS audit events and publishes anonymous-access findings."),
+		CodeUri:       &serverless.Function_CodeUri{String: new(".")},
+		Handler:       new("bootstrap"),
+		Runtime:       new("provided.al2023"),
 		Architectures: []string{"arm64"},
-		MemorySize:    ptr(128),
-		Timeout:       ptr(60),
+		MemorySize:    new(128),
+		Timeout:       new(60),
 		Environment: &serverless.Function_FunctionEnvironment{Variables: map[string]string{
 			EnvTableName: "{Ref:Table}",
 			EnvTopicARN:  "{Ref:Topic}",
@@ -270,13 +268,13 @@ func TestSlackNotifierFunction(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &serverless.Function{
-		Description:   ptr("Posts anonwatch findings to a Slack incoming webhook."),
-		CodeUri:       &serverless.Function_CodeUri{String: ptr(".")},
-		Handler:       ptr("bootstrap"),
-		Runtime:       ptr("provided.al2023"),
+		Description:   new("Posts anonwatch findings to a Slack incoming webhook."),
+		CodeUri:       &serverless.Function_CodeUri{String: new(".")},
+		Handler:       new("bootstrap"),
+		Runtime:       new("provided.al2023"),
 		Architectures: []string{"arm64"},
-		MemorySize:    ptr(128),
-		Timeout:       ptr(15),
+		MemorySize:    new(128),
+		Timeout:       new(15),
 		Environment: &serverless.Function_FunctionEnvironment{Variables: map[string]string{
 			EnvWebhookParameter: "{Ref:SlackWebhookParameter}",
 		}},
@@ -310,10 +308,10 @@ func TestSlackNotifierFunction(t *testing.T) {
 // two retries, the full six hours of event age, then the dead-letter queue.
 func wantEventInvokeConfig() *serverless.Function_EventInvokeConfig {
 	return &serverless.Function_EventInvokeConfig{
-		MaximumRetryAttempts:     ptr(2),
-		MaximumEventAgeInSeconds: ptr(6 * 3600),
+		MaximumRetryAttempts:     new(2),
+		MaximumEventAgeInSeconds: new(6 * 3600),
 		DestinationConfig: &serverless.Function_EventInvokeDestinationConfig{
-			OnFailure: &serverless.Function_Destination{Type: ptr("SQS"), Destination: "{GetAtt:DeadLetterQueue.Arn}"},
+			OnFailure: &serverless.Function_Destination{Type: new("SQS"), Destination: "{GetAtt:DeadLetterQueue.Arn}"},
 		},
 	}
 }
@@ -446,10 +444,10 @@ func TestLogGroups(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := &logs.LogGroup{
-			LogGroupName: ptr(tt.logGroupName),
+			LogGroupName: new(tt.logGroupName),
 			// The Ref's stand-in (see markers); the Ref itself is checked
 			// on raw below.
-			RetentionInDays:            ptr(30),
+			RetentionInDays:            new(30),
 			AWSCloudFormationCondition: wantResources[tt.name].condition,
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
@@ -476,11 +474,11 @@ func TestTable(t *testing.T) {
 			{AttributeName: TablePartitionKey, KeyType: "HASH"},
 			{AttributeName: TableSortKey, KeyType: "RANGE"},
 		},
-		BillingMode:      ptr("PAY_PER_REQUEST"),
+		BillingMode:      new("PAY_PER_REQUEST"),
 		SSESpecification: &dynamodb.Table_SSESpecification{SSEEnabled: true},
 		// The Ref's stand-in; the Ref is checked on raw below.
-		PointInTimeRecoverySpecification: &dynamodb.Table_PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: ptr(true)},
-		TimeToLiveSpecification:          &dynamodb.Table_TimeToLiveSpecification{AttributeName: ptr(TableTTLAttribute), Enabled: true},
+		PointInTimeRecoverySpecification: &dynamodb.Table_PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: new(true)},
+		TimeToLiveSpecification:          &dynamodb.Table_TimeToLiveSpecification{AttributeName: new(TableTTLAttribute), Enabled: true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Table (-want +got):\n%s", diff)
@@ -497,10 +495,10 @@ func TestTopics(t *testing.T) {
 		want *sns.Topic
 	}{
 		// Findings are encrypted at rest with the AWS managed key.
-		{"Topic", &sns.Topic{DisplayName: ptr("anonwatch"), KmsMasterKeyId: ptr("alias/aws/sns")}},
+		{"Topic", &sns.Topic{DisplayName: new("anonwatch"), KmsMasterKeyId: new("alias/aws/sns")}},
 		// Not encrypted, on purpose: CloudWatch cannot publish to a topic
 		// under alias/aws/sns (template.yaml explains).
-		{"AlarmTopic", &sns.Topic{DisplayName: ptr("anonwatch alarms")}},
+		{"AlarmTopic", &sns.Topic{DisplayName: new("anonwatch alarms")}},
 	}
 	for _, tt := range tests {
 		got, err := l.typed.GetSNSTopicWithName(tt.name)
@@ -549,8 +547,8 @@ func TestSubscriptions(t *testing.T) {
 		{"EmailSubscription", &sns.Subscription{
 			TopicArn:          "{Ref:Topic}",
 			Protocol:          "email",
-			Endpoint:          ptr("{Ref:AlertEmail}"),
-			FilterPolicyScope: ptr("MessageAttributes"),
+			Endpoint:          new("{Ref:AlertEmail}"),
+			FilterPolicyScope: new("MessageAttributes"),
 			FilterPolicy: map[string]any{
 				SeverityAttribute: "{FindInMap:SeverityAtOrAbove|{Ref:EmailMinSeverity}|Severities}",
 			},
@@ -560,7 +558,7 @@ func TestSubscriptions(t *testing.T) {
 		{"AlarmEmailSubscription", &sns.Subscription{
 			TopicArn:                   "{Ref:AlarmTopic}",
 			Protocol:                   "email",
-			Endpoint:                   ptr("{Ref:AlertEmail}"),
+			Endpoint:                   new("{Ref:AlertEmail}"),
 			AWSCloudFormationCondition: "HasAlertEmail",
 		}},
 	}
@@ -609,8 +607,8 @@ func TestDeadLetterQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &sqs.Queue{
-		SqsManagedSseEnabled:   ptr(true),
-		MessageRetentionPeriod: ptr(14 * 24 * 3600),
+		SqsManagedSseEnabled:   new(true),
+		MessageRetentionPeriod: new(14 * 24 * 3600),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("DeadLetterQueue (-want +got):\n%s", diff)
@@ -628,11 +626,11 @@ func TestAlarms(t *testing.T) {
 	durationLimit := float64(*fn.Timeout) * 1000 * 0.8
 	lambda := func(metric, stat string, threshold float64) *cloudwatch.Alarm {
 		return &cloudwatch.Alarm{
-			Namespace:  ptr("AWS/Lambda"),
-			MetricName: ptr(metric),
+			Namespace:  new("AWS/Lambda"),
+			MetricName: new(metric),
 			Dimensions: []cloudwatch.Alarm_Dimension{{Name: "FunctionName", Value: "{Ref:DetectorFunction}"}},
-			Statistic:  ptr(stat),
-			Threshold:  ptr(threshold),
+			Statistic:  new(stat),
+			Threshold:  new(threshold),
 		}
 	}
 	tests := []struct {
@@ -643,11 +641,11 @@ func TestAlarms(t *testing.T) {
 		{"DetectorThrottlesAlarm", lambda("Throttles", "Sum", 0)},
 		{"DetectorDurationAlarm", lambda("Duration", "Maximum", durationLimit)},
 		{"DeadLetterQueueAlarm", &cloudwatch.Alarm{
-			Namespace:  ptr("AWS/SQS"),
-			MetricName: ptr("ApproximateNumberOfMessagesVisible"),
+			Namespace:  new("AWS/SQS"),
+			MetricName: new("ApproximateNumberOfMessagesVisible"),
 			Dimensions: []cloudwatch.Alarm_Dimension{{Name: "QueueName", Value: "{GetAtt:DeadLetterQueue.QueueName}"}},
-			Statistic:  ptr("Maximum"),
-			Threshold:  ptr(0.0),
+			Statistic:  new("Maximum"),
+			Threshold:  new(0.0),
 		}},
 	}
 	for _, tt := range tests {
@@ -657,10 +655,10 @@ func TestAlarms(t *testing.T) {
 		}
 		// Common to all: any breach in a 5-minute period alarms, to the
 		// alarm topic (never the findings topic), and so does recovery.
-		tt.want.Period = ptr(300)
+		tt.want.Period = new(300)
 		tt.want.EvaluationPeriods = 1
 		tt.want.ComparisonOperator = "GreaterThanThreshold"
-		tt.want.TreatMissingData = ptr("notBreaching")
+		tt.want.TreatMissingData = new("notBreaching")
 		tt.want.AlarmActions = []string{"{Ref:AlarmTopic}"}
 		tt.want.OKActions = []string{"{Ref:AlarmTopic}"}
 		got.AlarmDescription = nil // prose

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"strconv"
@@ -220,23 +221,8 @@ func merged(shards []shard) detect.Bucket {
 		unite(distinct, sh.distinct)
 		unite(values, sh.values)
 	}
-	for f, set := range distinct {
-		if b.Distinct == nil {
-			b.Distinct = make(map[string][]string)
-		}
-		b.Distinct[f] = sorted(set)
-		if len(set) >= detect.DistinctCap {
-			sat[f] = true
-		}
-	}
-	for f, set := range values {
-		if b.Values == nil {
-			b.Values = make(map[string][]string)
-		}
-		b.Values[f] = sorted(set)
-	}
-	b.Saturated = sorted(sat)
-	b.Marks = sorted(marks)
+	memstate.ExportSets(&b, distinct, values, sat)
+	b.Marks = slices.Sorted(maps.Keys(marks))
 	return b
 }
 
@@ -254,18 +240,6 @@ func unite(dst map[string]map[string]bool, src map[string][]string) {
 			set[v] = true
 		}
 	}
-}
-
-func sorted[K string | int](set map[K]bool) []K {
-	if len(set) == 0 {
-		return nil
-	}
-	out := make([]K, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 // expr accumulates an update or condition expression with placeholders.
@@ -316,5 +290,3 @@ func itemKey(pk, sk string) map[string]types.AttributeValue {
 const timeFmt = time.RFC3339Nano
 
 func unixTime(u int64) time.Time { return time.Unix(u, 0).UTC() }
-
-const maxKeyLen = memstate.MaxKeyLen

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/memstate"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -15,7 +16,7 @@ import (
 // holds a live claim on c.Key, with one conditional UpdateItem; a failed
 // condition is a refusal, not an error.
 func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
-	if err := checkClaim(c); err != nil {
+	if err := memstate.CheckClaim(c); err != nil {
 		return false, err
 	}
 	now := s.now()
@@ -56,7 +57,7 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 // when another batch took the claim over meanwhile (its lease had run out):
 // the second records the finding and leaves that batch's claim alone.
 func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
-	if err := checkClaim(c); err != nil {
+	if err := memstate.CheckClaim(c); err != nil {
 		return err
 	}
 	err := s.markSent(ctx, c, true)
@@ -91,14 +92,4 @@ func (s *State) markSent(ctx context.Context, c detect.Claim, release bool) erro
 	in.ExpressionAttributeValues = e.values
 	_, err := s.update(ctx, in)
 	return err
-}
-
-func checkClaim(c detect.Claim) error {
-	switch {
-	case c.Key == "" || len(c.Key) > maxKeyLen:
-		return fmt.Errorf("claim key %.64q: length %d not in [1, %d]", c.Key, len(c.Key), maxKeyLen)
-	case c.Batch == "":
-		return fmt.Errorf("claim on %q: empty batch id", c.Key)
-	}
-	return nil
 }

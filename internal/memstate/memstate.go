@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -210,55 +211,50 @@ func (bk *bucket) export() detect.Bucket {
 		Last:            bk.last,
 		ValuesTruncated: bk.truncated,
 	}
-	sat := make(map[string]bool, len(bk.saturated))
-	for f := range bk.saturated {
-		sat[f] = true
-	}
-	for f, set := range bk.distinct {
-		if len(set) == 0 {
-			continue
-		}
-		if b.Distinct == nil {
-			b.Distinct = make(map[string][]string)
-		}
-		b.Distinct[f] = sortedKeys(set)
-		if len(set) >= detect.DistinctCap {
-			sat[f] = true
-		}
-	}
-	b.Saturated = sortedKeys(sat)
-	for f, set := range bk.values {
-		if len(set) == 0 {
-			continue
-		}
-		if b.Values == nil {
-			b.Values = make(map[string][]string)
-		}
-		b.Values[f] = sortedKeys(set)
-	}
-	for m := range bk.marks {
-		b.Marks = append(b.Marks, m)
-	}
-	slices.Sort(b.Marks)
+	ExportSets(&b, bk.distinct, bk.values, bk.saturated)
+	b.Marks = slices.Sorted(maps.Keys(bk.marks))
 	return b
 }
 
-func sortedKeys[K string | int](set map[K]bool) []K {
-	if len(set) == 0 {
-		return nil
+// ExportSets fills b's Distinct, Values and Saturated from a bucket's sets
+// as both states return them: each non-empty set sorted (the map nil when
+// none is), and Saturated listing, sorted, the fields in saturated and
+// those whose Distinct set holds detect.DistinctCap hashes. dynamostate
+// exports the sets it merges from shards with this same function, so both
+// states return the same Bucket. It does not modify its arguments.
+func ExportSets(b *detect.Bucket, distinct, values map[string]map[string]bool, saturated map[string]bool) {
+	sat := make(map[string]bool, len(saturated))
+	maps.Copy(sat, saturated)
+	b.Distinct = sortedSets(distinct)
+	for f, hs := range b.Distinct {
+		if len(hs) >= detect.DistinctCap {
+			sat[f] = true
+		}
 	}
-	out := make([]K, 0, len(set))
-	for k := range set {
-		out = append(out, k)
+	b.Saturated = slices.Sorted(maps.Keys(sat))
+	b.Values = sortedSets(values)
+}
+
+// sortedSets returns the non-empty sets in sets as sorted slices, or nil
+// when there are none.
+func sortedSets(sets map[string]map[string]bool) map[string][]string {
+	var out map[string][]string
+	for f, set := range sets {
+		if len(set) == 0 {
+			continue
+		}
+		if out == nil {
+			out = make(map[string][]string)
+		}
+		out[f] = slices.Sorted(maps.Keys(set))
 	}
-	slices.Sort(out)
 	return out
 }
 
 // Claim grants c when no finding for c.Key suppresses it and no other batch
 // holds a live claim on c.Key; see detect.State.
 func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
-	if err := checkClaim(c); err != nil {
+	if err := CheckClaim(c); err != nil {
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -267,11 +263,7 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.notices[c.Key]
-	if n == nil {
-		n = &notice{}
-		s.notices[c.Key] = n
-	}
+	n := s.noticeFor(c.Key)
 	unsuppressed := !n.sent || !n.suppressUntil.After(c.At) || int(c.Severity) > n.severity
 	free := n.claimBatch == "" || n.claimBatch == c.Batch || !now.Before(n.claimUntil)
 	if !unsuppressed || !free {
@@ -285,7 +277,7 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 // MarkSent records c as the last finding sent for c.Key and releases
 // c.Batch's claim, if it still holds one.
 func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
-	if err := checkClaim(c); err != nil {
+	if err := CheckClaim(c); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -293,11 +285,7 @@ func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.notices[c.Key]
-	if n == nil {
-		n = &notice{}
-		s.notices[c.Key] = n
-	}
+	n := s.noticeFor(c.Key)
 	n.sent = true
 	n.suppressUntil = c.SuppressUntil
 	n.severity = int(c.Severity)
@@ -309,7 +297,20 @@ func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
 	return nil
 }
 
-func checkClaim(c detect.Claim) error {
+// noticeFor returns key's notice, creating it; s.mu must be held.
+func (s *State) noticeFor(key string) *notice {
+	n := s.notices[key]
+	if n == nil {
+		n = &notice{}
+		s.notices[key] = n
+	}
+	return n
+}
+
+// CheckClaim checks c against the limits Claim and MarkSent enforce: a key
+// of 1 to MaxKeyLen bytes and a batch id. dynamostate checks with this same
+// function, so both states refuse the same claims.
+func CheckClaim(c detect.Claim) error {
 	switch {
 	case c.Key == "" || len(c.Key) > MaxKeyLen:
 		return fmt.Errorf("claim key %.64q: length %d not in [1, %d]", c.Key, len(c.Key), MaxKeyLen)
@@ -409,7 +410,7 @@ func normalizeBucket(b detect.Bucket) (detect.Bucket, error) {
 		if len(set) == 0 {
 			continue
 		}
-		hs := sortedKeys(set)
+		hs := slices.Sorted(maps.Keys(set))
 		if len(hs) > detect.DistinctCap {
 			hs = hs[:detect.DistinctCap]
 			sat[f] = true
@@ -419,7 +420,7 @@ func normalizeBucket(b detect.Bucket) (detect.Bucket, error) {
 		}
 		n.Distinct[f] = hs
 	}
-	n.Saturated = sortedKeys(sat)
+	n.Saturated = slices.Sorted(maps.Keys(sat))
 	for f, vs := range b.Values {
 		if err := checkField(f); err != nil {
 			return b, err
@@ -431,7 +432,7 @@ func normalizeBucket(b detect.Bucket) (detect.Bucket, error) {
 		if len(set) == 0 {
 			continue
 		}
-		vs := sortedKeys(set)
+		vs := slices.Sorted(maps.Keys(set))
 		if len(vs) > detect.BucketValuesCap {
 			vs = vs[:detect.BucketValuesCap]
 			n.ValuesTruncated = true
@@ -445,7 +446,7 @@ func normalizeBucket(b detect.Bucket) (detect.Bucket, error) {
 	for _, m := range b.Marks {
 		marks[m] = true
 	}
-	n.Marks = sortedKeys(marks)
+	n.Marks = slices.Sorted(maps.Keys(marks))
 	return n, nil
 }
 

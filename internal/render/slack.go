@@ -101,7 +101,7 @@ func slackBlocks(v view, c caps) ([]byte, error) {
 	}
 	blocks = append(blocks, slackBlock{Type: "section", Fields: fields})
 	if f.Description != "" {
-		blocks = append(blocks, slackBlock{Type: "section", Text: ptr(mrkdwn("_" + md(f.Description, 500) + "_"))})
+		blocks = append(blocks, slackBlock{Type: "section", Text: new(mrkdwn("_" + md(f.Description, 500) + "_"))})
 	}
 
 	steps := v.steps()
@@ -132,7 +132,7 @@ func slackBlocks(v view, c caps) ([]byte, error) {
 			end = notes
 		}
 		text += "\n" + codeLines(l.values, c, slackMaxSectionText-utf16Len(text)-1-utf16Len(end)) + end
-		blocks = append(blocks, slackBlock{Type: "section", Text: ptr(mrkdwn(text))})
+		blocks = append(blocks, slackBlock{Type: "section", Text: new(mrkdwn(text))})
 	}
 
 	blocks = append(blocks, slackBlock{Type: "divider"})
@@ -141,7 +141,7 @@ func slackBlocks(v view, c caps) ([]byte, error) {
 		if s.command != "" {
 			text += "\n" + cmd(s.command)
 		}
-		blocks = append(blocks, slackBlock{Type: "section", Text: ptr(mrkdwn(text))})
+		blocks = append(blocks, slackBlock{Type: "section", Text: new(mrkdwn(text))})
 	}
 	blocks = append(blocks, slackBlock{Type: "context", Elements: []slackText{
 		mrkdwn("Finding " + cmd(v.id)),
@@ -203,5 +203,3 @@ func prefixUTF16(s string, n int) string {
 	}
 	return s
 }
-
-func ptr[T any](x T) *T { return &x }

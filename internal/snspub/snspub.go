@@ -30,6 +30,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 	"github.com/aws/smithy-go"
@@ -228,13 +229,19 @@ const (
 	// MaxBackoff bounds the wait between tries, so the retries of one
 	// finding fit well inside the function's timeout.
 	MaxBackoff = 2 * time.Second
+	// AttemptTimeout bounds one try, from sending to the whole response.
+	AttemptTimeout = 3 * time.Second
 )
 
 // NewClient returns an SNS client with the retry policy Publisher is built
 // for: the SDK's standard retryer (throttling, 5xx and connection errors)
-// with MaxAttempts tries and at most MaxBackoff between them, whatever
-// AWS_MAX_ATTEMPTS or AWS_RETRY_MODE say. optFns run after that and may
-// override it.
+// with MaxAttempts tries of at most AttemptTimeout each and at most
+// MaxBackoff between them, whatever AWS_MAX_ATTEMPTS or AWS_RETRY_MODE say.
+// optFns run after that and may override it.
+//
+// The SDK sets no timeout of its own: without AttemptTimeout a connection
+// that stalls without failing holds the publish, and the invocation, until
+// Lambda's timeout, instead of being retried on a new connection.
 //
 // SNS Publish is not idempotent. When a publish reached SNS but its response
 // was lost (a reset connection, a timeout), the retry publishes the finding
@@ -244,6 +251,7 @@ func NewClient(cfg aws.Config, optFns ...func(*sns.Options)) *sns.Client {
 	opts := append([]func(*sns.Options){func(o *sns.Options) {
 		o.Retryer = newRetryer()
 		o.RetryMaxAttempts = 0 // else the client wraps Retryer with the environment's value
+		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(AttemptTimeout)
 	}}, optFns...)
 	return sns.NewFromConfig(cfg, opts...)
 }
