@@ -25,4 +25,8 @@ type LogEvent struct {
 	ID        string
 	Timestamp int64 // milliseconds since the epoch
 	Message   []byte
+	// Dropped reports that DecodeDataKeep's keep function rejected the
+	// line; Message is then nil. The event stays in the batch because its
+	// id is part of the batch's identity.
+	Dropped bool
 }

@@ -109,6 +109,20 @@ func DecodeEvent(raw []byte, lim Limits) (Batch, error) {
 // Each Message's capacity equals its length, so appending to one cannot
 // overwrite its neighbour.
 func DecodeData(data string, lim Limits) (Batch, error) {
+	return DecodeDataKeep(data, lim, nil)
+}
+
+// DecodeDataKeep is DecodeData for a caller that wants only some lines. keep
+// sees each message as it stands in the payload, still JSON-escaped; a line
+// it rejects is never unescaped (most of the work of decoding a message)
+// and comes back with Dropped set and no Message. A nil keep keeps all.
+//
+// keep must not depend on escaping: the detector's pre-filter qualifies,
+// because its literals hold no character a JSON encoder escapes, so a
+// literal occurs in the escaped form of a line exactly where it occurs in
+// the line. A payload that needs the encoding/json fallback is decoded
+// whole, every line kept.
+func DecodeDataKeep(data string, lim Limits, keep func(escaped []byte) bool) (Batch, error) {
 	lim = lim.orDefault()
 	// Refuse before allocating when even the decoded length is too long.
 	if int64(base64.StdEncoding.DecodedLen(len(data))) > lim.MaxCompressed+2 {
@@ -138,7 +152,7 @@ func DecodeData(data string, lim Limits) (Batch, error) {
 	case err != nil:
 		return Batch{}, fmt.Errorf("%w: %v", ErrGzip, err)
 	}
-	return decodePayload(payload)
+	return decodePayload(payload, keep)
 }
 
 // DecodePayload decodes an already decompressed payload JSON, as the CLI's
@@ -154,7 +168,7 @@ func DecodePayload(r io.Reader, lim Limits) (Batch, error) {
 	case err != nil:
 		return Batch{}, fmt.Errorf("cwlogs: reading payload: %w", err)
 	}
-	return decodePayload(payload)
+	return decodePayload(payload, nil)
 }
 
 // ClusterName returns <cluster> for an EKS control-plane log group
@@ -174,6 +188,13 @@ func ClusterName(logGroup string) string {
 // readAll reads r to its end, or reports over as soon as it has read more
 // than limit bytes: so a gzip bomb inflates no further than limit+1 bytes.
 // A positive hint sizes the buffer.
+//
+// When the hint falls short (a stream of several gzip members announces only
+// its last member's size), full buffers are kept as they are and joined once
+// at the end, rather than copied into a buffer twice the size at each step:
+// a stream that crosses the limit then holds limit+1 bytes, not the limit
+// and the half-size buffer before it, so refusing a bomb costs no more
+// memory than the limit says (internal/drills measures it in the function).
 func readAll(r io.Reader, hint, limit int64) (b []byte, over bool, err error) {
 	size := hint
 	if size <= 0 {
@@ -182,20 +203,29 @@ func readAll(r io.Reader, hint, limit int64) (b []byte, over bool, err error) {
 	// One byte more than expected, so that reaching the end needs no
 	// growth; at most limit+1, the byte that proves the excess.
 	b = make([]byte, 0, min(size, limit)+1)
+	var full [][]byte
+	var total int64 // bytes in full
 	for {
 		if len(b) == cap(b) {
-			// Below limit+1, or the excess was reported.
-			nb := make([]byte, len(b), min(2*int64(cap(b)), limit+1))
-			copy(nb, b)
-			b = nb
+			// total+len(b) is at most limit, or the excess was reported.
+			full = append(full, b)
+			total += int64(len(b))
+			b = make([]byte, 0, min(2*int64(cap(b)), limit+1-total))
 		}
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
-		if int64(len(b)) > limit {
+		if total+int64(len(b)) > limit {
 			return nil, true, nil
 		}
 		if err == io.EOF {
-			return b, false, nil
+			if len(full) == 0 {
+				return b, false, nil
+			}
+			joined := make([]byte, 0, total+int64(len(b)))
+			for _, f := range full {
+				joined = append(joined, f...)
+			}
+			return append(joined, b...), false, nil
 		}
 		if err != nil {
 			return nil, false, err
@@ -205,17 +235,17 @@ func readAll(r io.Reader, hint, limit int64) (b []byte, over bool, err error) {
 
 // decodePayload decodes the payload JSON, which it may modify: messages are
 // unescaped in place.
-func decodePayload(payload []byte) (Batch, error) {
-	return decodePayloadWith(payload, true)
+func decodePayload(payload []byte, keep func([]byte) bool) (Batch, error) {
+	return decodePayloadWith(payload, true, keep)
 }
 
 // decodePayloadWith is decodePayload; fast false decodes with encoding/json
 // alone, the reference the fast path is tested against.
-func decodePayloadWith(payload []byte, fast bool) (Batch, error) {
+func decodePayloadWith(payload []byte, fast bool, keep func([]byte) bool) (Batch, error) {
 	var b Batch
 	ok := false
 	if fast {
-		b, ok = parsePayload(payload)
+		b, ok = parsePayload(payload, keep)
 	}
 	if !ok {
 		var err error

@@ -69,7 +69,7 @@ var eventKeys = []string{"id", "timestamp", "message"}
 
 // parsePayload decodes buf, or reports false when the caller must use
 // decodeStd. It modifies buf only when it succeeds.
-func parsePayload(buf []byte) (Batch, bool) {
+func parsePayload(buf []byte, keep func([]byte) bool) (Batch, bool) {
 	var b Batch
 	i, ok := object(buf, jsonscan.SkipSpace(buf, 0), payloadKeys, func(key []byte, i int) (end, bit int, ok bool) {
 		switch string(key) {
@@ -100,6 +100,8 @@ func parsePayload(buf []byte) (Batch, bool) {
 		raw := b.Events[k].Message
 		switch {
 		case raw == nil:
+		case keep != nil && !keep(raw):
+			b.Events[k].Message, b.Events[k].Dropped = nil, true
 		case !utf8.Valid(raw):
 			// U+FFFD is longer than the byte it replaces.
 			m := jsonscan.AppendUnescaped(make([]byte, 0, len(raw)), raw)

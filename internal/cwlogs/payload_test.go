@@ -32,8 +32,8 @@ func FuzzDecodePayload(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		got, err := decodePayloadWith(bytes.Clone(payload), true)
-		want, wantErr := decodePayloadWith(bytes.Clone(payload), false)
+		got, err := decodePayloadWith(bytes.Clone(payload), true, nil)
+		want, wantErr := decodePayloadWith(bytes.Clone(payload), false, nil)
 		if (err == nil) != (wantErr == nil) {
 			t.Fatalf("fast path error = %v, encoding/json error = %v", err, wantErr)
 		}
@@ -53,10 +53,10 @@ func FuzzDecodePayload(f *testing.F) {
 
 func TestPayloadSeedsAgree(t *testing.T) {
 	// The fast path must take the common shape itself, not fall back.
-	if _, ok := parsePayload([]byte(payloadSeeds[0])); !ok {
+	if _, ok := parsePayload([]byte(payloadSeeds[0]), nil); !ok {
 		t.Errorf("parsePayload() fell back on a plain CloudWatch payload")
 	}
-	if _, ok := parsePayload([]byte(payloadSeeds[2])); !ok {
+	if _, ok := parsePayload([]byte(payloadSeeds[2]), nil); !ok {
 		t.Errorf("parsePayload() fell back on escapes and extra fields")
 	}
 }

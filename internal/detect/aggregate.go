@@ -59,7 +59,33 @@ func DistinctHash(v string) string {
 // aggregator builds the aggregates of one batch.
 type aggregator struct {
 	cluster string
-	groups  map[string]*aggBuilder
+	groups  map[groupID]*aggBuilder
+}
+
+// groupID finds a batch's aggregate without hashing: the state key
+// (GroupKey, a SHA-256) is computed once per group, not once per request.
+type groupID struct {
+	rule                              *rules.Rule
+	src, cluster, user, groups, agent string
+}
+
+func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string) groupID {
+	id := groupID{rule: r}
+	for _, f := range r.GroupBy {
+		switch f {
+		case rules.FieldSrcIP:
+			id.src = ev.SrcIP()
+		case rules.FieldClusterName:
+			id.cluster = cluster
+		case rules.FieldUser:
+			id.user = ev.User.Username
+		case rules.FieldGroups:
+			id.groups = rules.FieldGroups.Value(ev, cluster)
+		case rules.FieldUserAgent:
+			id.agent = ev.UserAgent
+		}
+	}
+	return id
 }
 
 type aggBuilder struct {
@@ -71,17 +97,19 @@ type aggBuilder struct {
 }
 
 type bucketBuilder struct {
-	b        Bucket
+	b Bucket
+	// distinct holds raw values; bucket() hashes each once.
 	distinct map[string]map[string]struct{}
 	marks    uint64 // bit i: escalation i
 	values   map[string]*valueSet
 }
 
 func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
-	g := groupOf(r, ev, a.cluster)
-	key := GroupKey(r.ID, &g)
-	ab := a.groups[key]
+	id := groupIDOf(r, ev, a.cluster)
+	ab := a.groups[id]
 	if ab == nil {
+		g := groupOf(r, ev, a.cluster)
+		key := GroupKey(r.ID, &g)
 		ab = &aggBuilder{
 			agg:      Aggregate{Rule: r.ID, Key: key, Group: g, Window: r.Threshold.Window},
 			rule:     r,
@@ -89,7 +117,7 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 			values:   make(map[string]*valueSet),
 			buckets:  make(map[int64]*bucketBuilder),
 		}
-		a.groups[key] = ab
+		a.groups[id] = ab
 	}
 	t := ev.RequestReceived.UTC()
 	ag := &ab.agg
@@ -129,7 +157,7 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 		if len(set) >= DistinctCap {
 			continue
 		}
-		set[DistinctHash(f.Value(ev, a.cluster))] = struct{}{}
+		set[f.Value(ev, a.cluster)] = struct{}{}
 	}
 	for _, f := range r.Collect {
 		v := f.Value(ev, a.cluster)
@@ -180,9 +208,13 @@ func groupOf(r *rules.Rule, ev *audit.Event, cluster string) Group {
 
 // aggregates returns the batch's aggregates sorted by key.
 func (a *aggregator) aggregates() []Aggregate {
+	byKey := make(map[string]*aggBuilder, len(a.groups))
+	for _, ab := range a.groups {
+		byKey[ab.agg.Key] = ab
+	}
 	out := make([]Aggregate, 0, len(a.groups))
-	for _, key := range sortedKeys(a.groups) {
-		ab := a.groups[key]
+	for _, key := range sortedKeys(byKey) {
+		ab := byKey[key]
 		ag := ab.agg
 		ag.Values = make(map[string][]string, len(ab.values))
 		for f, s := range ab.values {
@@ -208,8 +240,8 @@ func (bb *bucketBuilder) bucket() Bucket {
 		b.Distinct = make(map[string][]string, len(bb.distinct))
 		for f, set := range bb.distinct {
 			hs := make([]string, 0, len(set))
-			for h := range set {
-				hs = append(hs, h)
+			for v := range set {
+				hs = append(hs, DistinctHash(v))
 			}
 			sort.Strings(hs)
 			b.Distinct[f] = hs
@@ -256,7 +288,7 @@ func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
 		res.Control = true
 		return nil, res
 	}
-	agg := aggregator{cluster: b.Cluster, groups: make(map[string]*aggBuilder)}
+	agg := aggregator{cluster: b.Cluster, groups: make(map[groupID]*aggBuilder)}
 	seen := make(map[string]struct{}, len(b.Events))
 	logged := make(map[string]int)
 	skip := func(reason, id string, err error) {
@@ -281,7 +313,7 @@ func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
 			continue
 		}
 		seen[le.ID] = struct{}{}
-		if !d.rules.Prefilter(le.Message) {
+		if le.Dropped || !d.rules.Prefilter(le.Message) {
 			res.Filtered++
 			continue
 		}

@@ -43,7 +43,11 @@ type Handler struct {
 	// Metrics receives one EMF line per invocation (Lambda: stdout).
 	Metrics io.Writer
 	Limits  cwlogs.Limits
-	Now     func() time.Time
+	// Keep, when set, is the rules' pre-filter, applied to each message
+	// before it is unescaped (cwlogs.DecodeDataKeep), so the lines no rule
+	// can match cost almost nothing.
+	Keep func(escaped []byte) bool
+	Now  func() time.Time
 	// DynamoDBCalls and SNSCalls, when set, return running totals of
 	// the adapters' API calls; the handler reports each invocation's share.
 	DynamoDBCalls, SNSCalls func() int64
@@ -55,7 +59,7 @@ type Handler struct {
 func (h *Handler) Handle(ctx context.Context, ev events.CloudwatchLogsEvent) error {
 	start := h.Now()
 	dynBefore, snsBefore := calls(h.DynamoDBCalls), calls(h.SNSCalls)
-	b, err := cwlogs.DecodeData(ev.AWSLogs.Data, h.Limits)
+	b, err := cwlogs.DecodeDataKeep(ev.AWSLogs.Data, h.Limits, h.Keep)
 	if err != nil {
 		err = &EnvelopeError{Err: err}
 		h.Log.ErrorContext(ctx, "invocation failed", "error", err.Error(), "payload_bytes", len(ev.AWSLogs.Data))

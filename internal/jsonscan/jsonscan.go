@@ -19,6 +19,8 @@ package jsonscan
 
 import (
 	"bytes"
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -56,7 +58,7 @@ func SkipString(b []byte, i int) (end int, esc, ok bool) {
 	i++
 	for i < len(b) {
 		if plainStringByte[b[i]] {
-			i++
+			i = skipPlain(b, i+1)
 			continue
 		}
 		switch b[i] {
@@ -88,6 +90,38 @@ func SkipString(b []byte, i int) (end int, esc, ok bool) {
 		}
 	}
 	return 0, false, false
+}
+
+// SWAR constants: every byte set to 0x01, 0x80, '"', '\\' and 0x20.
+const (
+	ones   = 0x0101010101010101
+	highs  = 0x8080808080808080
+	quotes = 0x2222222222222222
+	backsl = 0x5c5c5c5c5c5c5c5c
+	spaces = 0x2020202020202020
+)
+
+// skipPlain returns the index of the first byte at or after i that is not
+// a plain string byte, or len(b). It tests eight bytes at a time: subscription
+// payloads are mostly long escaped strings (each message is an audit line),
+// and a byte-wise loop over them was the largest cost of decoding.
+func skipPlain(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		v := binary.LittleEndian.Uint64(b[i:])
+		// A byte is zero in v^quotes where v has '"' (likewise '\\');
+		// (x - ones) & ^x & highs marks x's zero bytes, and
+		// (v - spaces) & ^v & highs v's bytes below 0x20. Borrows can
+		// mark bytes above a marked one, never below, so the lowest mark
+		// is exact.
+		q, e := v^quotes, v^backsl
+		if m := ((q-ones)&^q | (e-ones)&^e | (v-spaces)&^v) & highs; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && plainStringByte[b[i]] {
+		i++
+	}
+	return i
 }
 
 func isHex(c byte) bool {

@@ -275,18 +275,19 @@ func buildRule(env *cel.Env, raw json.RawMessage) (*Rule, error) {
 }
 
 // checkLiterals rejects pre-filter strings that might not appear verbatim in
-// a log line. The API server's JSON encoder escapes '"', '\\', control
-// characters and, HTML-safe, '<', '>' and '&'; a literal with one of them
-// could be absent from a line that holds the value, and the pre-filter would
-// drop an event the rule matches.
+// a log line, or in the line's escaped form inside a subscription payload
+// (where the detector first looks for them). JSON encoders escape '"',
+// '\\', control characters, and some '<', '>', '&' and '/'; a literal with
+// one of them could be absent from a line that holds the value, and the
+// pre-filter would drop an event the rule matches.
 func checkLiterals(lits []string) ([]string, error) {
 	for _, l := range lits {
 		if l == "" {
 			return nil, errors.New("empty string")
 		}
 		for _, c := range []byte(l) {
-			if c < 0x20 || c > 0x7e || strings.IndexByte(`"\<>&`, c) >= 0 {
-				return nil, fmt.Errorf("%q: only printable ASCII without \" \\ < > & (JSON may escape them)", l)
+			if c < 0x20 || c > 0x7e || strings.IndexByte(`"\<>&/`, c) >= 0 {
+				return nil, fmt.Errorf("%q: only printable ASCII without \" \\ < > & / (JSON may escape them)", l)
 			}
 		}
 	}
