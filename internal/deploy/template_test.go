@@ -274,7 +274,7 @@ func TestSlackNotifierFunction(t *testing.T) {
 		Runtime:       new("provided.al2023"),
 		Architectures: []string{"arm64"},
 		MemorySize:    new(128),
-		Timeout:       new(15),
+		Timeout:       new(75),
 		Environment: &serverless.Function_FunctionEnvironment{Variables: map[string]string{
 			EnvWebhookParameter: "{Ref:SlackWebhookParameter}",
 		}},

@@ -30,7 +30,19 @@ func EmailSubject(f *detect.Finding) string {
 	v := newView(f)
 	sev := "[" + v.severity + "] "
 	from := " from " + v.ip
-	if v.ip == "" {
+	switch {
+	case v.ip != "":
+	case f.User != "":
+		// Rules grouped by identity (a binding granted to anonymous
+		// users) name who did it: an identity the API server
+		// authenticated, reduced to a short ASCII token. For an IAM
+		// ARN the session or user name, its last segment, says most.
+		user := f.User
+		if i := strings.LastIndexByte(user, '/'); i >= 0 && i < len(user)-1 {
+			user = user[i+1:]
+		}
+		from = " by " + token(user, 32, userByte)
+	default:
 		from = " from unknown address"
 	}
 	const on = " on "

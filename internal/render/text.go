@@ -169,6 +169,10 @@ func isAlnum(c byte) bool {
 // idByte accepts the characters of rule ids and finding ids.
 func idByte(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c == '.' || c == ':' }
 
+// userByte accepts the characters of Kubernetes and IAM user names that
+// mean nothing to a mail client or a shell.
+func userByte(c byte) bool { return idByte(c) || c == '@' || c == '=' || c == ',' }
+
 // nameByte accepts the characters of EKS cluster names and log groups. None
 // of them means anything to a shell, so names can go into commands as is.
 func nameByte(c byte) bool { return isAlnum(c) || c == '-' || c == '_' || c == '.' || c == '/' }
