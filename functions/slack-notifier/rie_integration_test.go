@@ -178,7 +178,15 @@ func TestUnderEmulator(t *testing.T) {
 	}
 	mu.Unlock()
 
-	// Every line the function wrote is JSON with the request id.
+	// Every line the function wrote is JSON with the request id. The
+	// emulator's output reaches the buffer a little after its answers.
+	deadline := time.Now().Add(5 * time.Second)
+	for out := log.String(); !strings.Contains(out, "posted finding to slack") || !strings.Contains(out, "dropped an SNS message"); out = log.String() {
+		if time.Now().After(deadline) {
+			t.Fatalf("log lacks the function's lines for the posted and the dropped message:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	var fnLines int
 	for _, line := range strings.Split(log.String(), "\n") {
 		if !strings.HasPrefix(line, "{") {
@@ -206,13 +214,16 @@ func TestUnderEmulatorBadConfig(t *testing.T) {
 	if code, body := post(t, url, []byte(`{"Records":[]}`)); code != http.StatusBadGateway {
 		t.Errorf("invoke answered %d %s, want 502 for a failed init", code, body)
 	}
-	var initErrs int
-	for _, line := range strings.Split(log.String(), "\n") {
-		if strings.HasPrefix(line, "{") && strings.Contains(line, `"WEBHOOK_PARAMETER is not set`) {
-			initErrs++
+	// The emulator's output reaches the buffer a little after its answer.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := log.String()
+		if strings.Contains(out, `"error":"WEBHOOK_PARAMETER is not set`) && strings.Contains(out, "Runtime.ExitError") {
+			break
 		}
-	}
-	if initErrs == 0 || !strings.Contains(log.String(), "Runtime.ExitError") {
-		t.Errorf("want the JSON init error line and an exit at init; log:\n%s", log)
+		if time.Now().After(deadline) {
+			t.Fatalf("want the JSON init error line and an exit at init; log:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
