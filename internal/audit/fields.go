@@ -12,11 +12,20 @@ func (e *Event) SrcIP() string {
 	if len(e.SourceIPs) == 0 {
 		return ""
 	}
-	a, err := netip.ParseAddr(strings.TrimSpace(e.SourceIPs[len(e.SourceIPs)-1]))
+	s := strings.TrimSpace(e.SourceIPs[len(e.SourceIPs)-1])
+	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return ""
 	}
-	return a.Unmap().WithZone("").String()
+	a = a.Unmap().WithZone("")
+	// Rules and grouping ask for this several times per request; an
+	// address already in canonical form, the usual case, is returned as
+	// it stands rather than formatted anew.
+	var buf [48]byte
+	if string(a.AppendTo(buf[:0])) == s {
+		return s
+	}
+	return a.String()
 }
 
 // ForwardedFor returns the sourceIPs entries before the last: addresses the
