@@ -62,6 +62,10 @@ local: ## the detector under the Lambda emulator, with dynalite and goaws, on ev
 measure-lambda: ## arm64 bootstrap size; init, first and warm invoke, peak RSS under the emulator (median of 10)
 	scripts/measure-lambda.sh
 
+.PHONY: drills
+drills: ## reliability drills: faults, concurrency, hostile input, dead letters (docs/reliability.md)
+	scripts/drills.sh
+
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	scripts/fuzz.sh $${FUZZTIME:-30s}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -175,9 +177,28 @@ func start(ctx context.Context, cfg Config) (*Instance, error) {
 
 // freePorts returns n distinct loopback ports that were free a moment ago.
 // The listeners are held until all are chosen, so the ports differ.
+//
+// The ports come from below the kernel's ephemeral range, taken in turn
+// from a random start: the kernel hands ports of that range to every
+// outgoing connection, and one could take a port between this check and the
+// emulator's bind. The emulator opens its runtime API from a goroutine, so
+// with that port taken it answers on its invoke address and then exits,
+// after Start has returned; the reliability drills, which open hundreds of
+// connections a second, met it. Where the range leaves no room below it,
+// the kernel picks.
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
-	for range n {
+	lo, hi := lowPort, ephemeralStart()
+	for try := 0; len(ports) < n && try < 100 && hi-lo >= 1024; try++ {
+		p := lo + int((portOffset+portSeq.Add(1))%int64(hi-lo))
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue // in use
+		}
+		defer l.Close()
+		ports = append(ports, p)
+	}
+	for len(ports) < n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, fmt.Errorf("find a free port: %w", err)
@@ -186,6 +207,29 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// lowPort is where freePorts starts looking, above the ports services
+// commonly use.
+const lowPort = 20000
+
+// portOffset and portSeq walk the ports below the ephemeral range, so that
+// instances started together in one process never pick the same one.
+var (
+	portOffset = mrand.Int64N(1 << 20)
+	portSeq    atomic.Int64
+)
+
+// ephemeralStart returns the first port of the kernel's ephemeral range.
+func ephemeralStart() int {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if p, err := strconv.Atoi(f[0]); err == nil {
+				return p
+			}
+		}
+	}
+	return 32768 // Linux's default
 }
 
 // Response is the emulator's answer to one invoke.
