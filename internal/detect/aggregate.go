@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -283,6 +284,11 @@ func skipReason(err error) string {
 // aggregates, sorted by key, with the counts of what it skipped. It touches
 // no state, so `anonwatch replay --report` uses it directly.
 func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
+	return d.aggregate(context.Background(), b)
+}
+
+// aggregate is Aggregate; ctx carries the request id into its log lines.
+func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate, Result) {
 	res := Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}
 	if b.MessageType == cwlogs.ControlMessage {
 		res.Control = true
@@ -302,7 +308,7 @@ func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
 			if err != nil {
 				attrs = append(attrs, "error", err.Error())
 			}
-			d.log.Warn("skipped log event", attrs...)
+			d.log.WarnContext(ctx, "skipped log event", attrs...)
 		}
 	}
 	evalBefore := d.rules.EvalErrors()
@@ -341,7 +347,7 @@ func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
 	out := agg.aggregates()
 	res.Aggregates = len(out)
 	if n := res.SkippedTotal() - res.Skipped[SkipStage]; n > skipLogLimit {
-		d.log.Info("skipped log events", slog.Int("count", n), slog.Any("by_reason", res.Skipped))
+		d.log.InfoContext(ctx, "skipped log events", slog.Int("count", n), slog.Any("by_reason", res.Skipped))
 	}
 	return out, res
 }

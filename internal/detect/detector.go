@@ -74,7 +74,7 @@ func New(cfg Config) (*Detector, error) {
 // is applied at most once per batch and a finding already sent is not sent
 // again.
 func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error) {
-	aggs, res := d.Aggregate(b)
+	aggs, res := d.aggregate(ctx, b)
 	if len(aggs) == 0 {
 		return res, nil
 	}
@@ -99,7 +99,7 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 			continue
 		}
 		if err := d.pub.Publish(ctx, f); err != nil {
-			errs = append(errs, fmt.Errorf("publish finding %s: %w", f.ID, err))
+			errs = append(errs, err) // the publisher names the finding and topic
 			continue
 		}
 		if err := d.state.MarkSent(ctx, c); err != nil {

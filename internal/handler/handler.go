@@ -31,6 +31,15 @@ type EnvelopeError struct{ Err error }
 func (e *EnvelopeError) Error() string { return "decode subscription event: " + e.Err.Error() }
 func (e *EnvelopeError) Unwrap() error { return e.Err }
 
+// BatchError reports that state or publishing failed for a batch after the
+// SDK's own retries, so Lambda retries the whole invocation (safe: state is
+// applied once per batch, and a finding already sent is not sent again).
+// Lambda reports it with errorType "BatchError".
+type BatchError struct{ Err error }
+
+func (e *BatchError) Error() string { return e.Err.Error() }
+func (e *BatchError) Unwrap() error { return e.Err }
+
 // Processor runs one batch; *detect.Detector is one.
 type Processor interface {
 	Process(ctx context.Context, b *cwlogs.Batch) (detect.Result, error)
@@ -94,6 +103,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudwatchLogsEvent) err
 	}
 	h.emit(&res, b.Cluster, dyn, sns, took, err != nil)
 	if err != nil {
+		err = &BatchError{Err: err}
 		h.Log.ErrorContext(ctx, "invocation failed", append(attrs, "error", err.Error())...)
 		return err
 	}

@@ -134,8 +134,10 @@ func TestHandleErrors(t *testing.T) {
 				t.Fatal("no error")
 			}
 			var ee *EnvelopeError
-			if isEnv := errors.As(err, &ee); isEnv != (tt.wantType != nil) {
-				t.Errorf("error %v: EnvelopeError = %v, want %v", err, isEnv, tt.wantType != nil)
+			var be *BatchError
+			isEnv, isBatch := errors.As(err, &ee), errors.As(err, &be)
+			if isEnv != (tt.wantType != nil) || isBatch == isEnv {
+				t.Errorf("error %v: EnvelopeError %v, BatchError %v; want exactly one, EnvelopeError %v", err, isEnv, isBatch, tt.wantType != nil)
 			}
 			if n := strings.Count(logs.String(), "\n"); n != 1 || !strings.Contains(logs.String(), `"level":"ERROR"`) {
 				t.Errorf("want exactly one error log line, got %d:\n%s", n, logs.String())
