@@ -1,0 +1,14 @@
+// Package perf measures the detector's resource envelope: how much memory
+// the largest subscription delivery CloudWatch Logs can hand the function
+// costs, and what the decoder's own bound admits in the worst case.
+//
+// It holds only tests. TestMemoryEnvelope (no build tag) runs each delivery
+// through the function's in-process path (decode with the rules'
+// pre-filter, aggregate, or the whole handler with in-memory state) in a
+// fresh child process and reports the Go heap and the process's peak
+// resident set; TestBootstrapPeakRSS (build tag integration) invokes the
+// real bootstrap under the Lambda Runtime Interface Emulator, against a
+// dynalite and a goaws it starts for itself, and reads the bootstrap's
+// peak resident set. scripts/measure-memory.sh runs both and
+// docs/performance.md records the figures.
+package perf
