@@ -9,116 +9,67 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
+	"github.com/anonwatch/anonwatch/internal/e2e/rie"
 )
 
 // build compiles the function into dir/bootstrap, as `sam build` would.
 func build(t *testing.T, dir string) {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(dir, "bootstrap"), ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if err := emu.BuildBootstrap(".", ".", runtime.GOARCH, dir); err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
-// rie runs bootstrap in dir under the emulator with env and returns the
-// invoke URL. It stops the emulator when the test ends.
-func rie(t *testing.T, dir string, env map[string]string) (invokeURL string, log *syncBuffer) {
+// startRIE runs bootstrap in dir under the emulator with env and stops the
+// emulator when the test ends (see emu.StartFunction).
+func startRIE(t *testing.T, dir string, env map[string]string) *rie.Instance {
 	t.Helper()
 	binDir := os.Getenv("ANONWATCH_BIN")
 	if binDir == "" {
 		t.Fatal("ANONWATCH_BIN is not set: the integration test needs aws-lambda-rie (scripts/tools.sh installs it in .bin)")
 	}
-	api, rapid := freeAddr(t), freeAddr(t)
-	cmd := exec.Command(filepath.Join(binDir, "aws-lambda-rie"),
-		"--runtime-interface-emulator-address", api, "--runtime-api-address", rapid, "./bootstrap")
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	cfg := rie.Config{Emulator: filepath.Join(binDir, "aws-lambda-rie"), Dir: dir, Env: []string{"PATH=" + os.Getenv("PATH")}}
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		cfg.Env = append(cfg.Env, k+"="+v)
 	}
-	log = &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", api)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i == 200 {
-			t.Fatalf("emulator did not listen on %s:\n%s", api, log)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	return "http://" + api + "/2015-03-31/functions/function/invocations", log
-}
-
-// syncBuffer collects the emulator's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return emu.StartFunction(t, cfg)
 }
 
 // invoke sends event to the function and returns the answer, failing the
 // test unless the emulator answered 200 (also its answer to a handler
 // error).
-func invoke(t *testing.T, url string, event []byte) string {
+func invoke(t *testing.T, fn *rie.Instance, event []byte) string {
 	t.Helper()
-	code, body := post(t, url, event)
+	code, body := post(t, fn, event)
 	if code != http.StatusOK {
 		t.Fatalf("invoke answered %d %s", code, body)
 	}
 	return body
 }
 
-func post(t *testing.T, url string, event []byte) (int, string) {
+func post(t *testing.T, fn *rie.Instance, event []byte) (int, string) {
 	t.Helper()
-	resp, err := http.Post(url, "application/json", bytes.NewReader(event))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := fn.Invoke(ctx, event)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp.Status, string(resp.Body)
 }
 
 func TestUnderEmulator(t *testing.T) {
@@ -142,13 +93,13 @@ func TestUnderEmulator(t *testing.T) {
 
 	env := awsEnv(ssmSrv.URL)
 	env["WEBHOOK_PARAMETER"] = "/anonwatch/slack-webhook"
-	url, log := rie(t, dir, env)
+	fn := startRIE(t, dir, env)
 
 	event, err := os.ReadFile(filepath.Join("..", "..", "internal", "slack", "testdata", "sns-event.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := invoke(t, url, event); got != "null" {
+	if got := invoke(t, fn, event); got != "null" {
 		t.Errorf("invoke = %s, want null", got)
 	}
 	mu.Lock()
@@ -160,11 +111,11 @@ func TestUnderEmulator(t *testing.T) {
 
 	// A message that is not a finding is dropped: no error, no post.
 	bad := []byte(`{"Records":[{"EventSource":"aws:sns","Sns":{"MessageId":"m-bad","Message":"hello"}}]}`)
-	if got := invoke(t, url, bad); got != "null" {
+	if got := invoke(t, fn, bad); got != "null" {
 		t.Errorf("invoke(bad message) = %s, want null", got)
 	}
 	// A revoked webhook fails the invocation, so Lambda retries it.
-	got := invoke(t, url, event)
+	got := invoke(t, fn, event)
 	var fnErr struct{ ErrorMessage, ErrorType string }
 	if err := json.Unmarshal([]byte(got), &fnErr); err != nil || !strings.Contains(fnErr.ErrorMessage, "404") {
 		t.Errorf("invoke with Slack answering 404 = %s, want an error naming the 404", got)
@@ -181,14 +132,14 @@ func TestUnderEmulator(t *testing.T) {
 	// Every line the function wrote is JSON with the request id. The
 	// emulator's output reaches the buffer a little after its answers.
 	deadline := time.Now().Add(5 * time.Second)
-	for out := log.String(); !strings.Contains(out, "posted finding to slack") || !strings.Contains(out, "dropped an SNS message"); out = log.String() {
+	for out := fn.Output(); !strings.Contains(out, "posted finding to slack") || !strings.Contains(out, "dropped an SNS message"); out = fn.Output() {
 		if time.Now().After(deadline) {
 			t.Fatalf("log lacks the function's lines for the posted and the dropped message:\n%s", out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	var fnLines int
-	for _, line := range strings.Split(log.String(), "\n") {
+	for _, line := range strings.Split(fn.Output(), "\n") {
 		if !strings.HasPrefix(line, "{") {
 			continue // the emulator's own lines
 		}
@@ -199,25 +150,25 @@ func TestUnderEmulator(t *testing.T) {
 		}
 	}
 	if fnLines < 2 {
-		t.Errorf("%d function log lines, want one per handled record:\n%s", fnLines, log)
+		t.Errorf("%d function log lines, want one per handled record:\n%s", fnLines, fn.Output())
 	}
-	if strings.Contains(log.String(), "SECRET") {
-		t.Errorf("log leaks the webhook URL:\n%s", log)
+	if strings.Contains(fn.Output(), "SECRET") {
+		t.Errorf("log leaks the webhook URL:\n%s", fn.Output())
 	}
 }
 
 func TestUnderEmulatorBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	build(t, dir)
-	url, log := rie(t, dir, awsEnv("http://127.0.0.1:1")) // no WEBHOOK_PARAMETER
+	fn := startRIE(t, dir, awsEnv("http://127.0.0.1:1")) // no WEBHOOK_PARAMETER
 	// The emulator answers 502 when the function's init failed.
-	if code, body := post(t, url, []byte(`{"Records":[]}`)); code != http.StatusBadGateway {
+	if code, body := post(t, fn, []byte(`{"Records":[]}`)); code != http.StatusBadGateway {
 		t.Errorf("invoke answered %d %s, want 502 for a failed init", code, body)
 	}
 	// The emulator's output reaches the buffer a little after its answer.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		out := log.String()
+		out := fn.Output()
 		if strings.Contains(out, `"error":"WEBHOOK_PARAMETER is not set`) && strings.Contains(out, "Runtime.ExitError") {
 			break
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/e2e/rie"
 	"github.com/anonwatch/anonwatch/internal/synth"
 )
@@ -81,7 +82,7 @@ func TestConcurrentInvocations(t *testing.T) {
 	perEnvelope := 2 * len(scanPaths) // one scanner's events in one envelope
 	for round := 1; round <= 3; round++ {
 		t.Run(fmt.Sprintf("round-%d", round), func(t *testing.T) {
-			table := newTable(t, sharedDynamo.URL())
+			table := emu.NewTable(t, sharedDynamo.URL(), "drill-")
 			topic, q := newTopicAndQueue(t, sharedSNS.URL())
 			env := functionEnv(sharedDynamo.URL(), sharedSNS.URL(), table, topic)
 			fns := make([]*rie.Instance, instances)
@@ -143,7 +144,7 @@ func TestConcurrentInvocations(t *testing.T) {
 				t.Errorf("bucket counts (-want +got):\n%s", diff)
 			}
 
-			delivered := delivered(t, mustReceive(t, q))
+			delivered := delivered(t, emu.MustReceive(t, q))
 			var wantOut, gotOut []string
 			for _, rule := range concurrentRules {
 				for _, ip := range scanners {

@@ -21,12 +21,13 @@ import (
 
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/e2e/rie"
 	"github.com/anonwatch/anonwatch/internal/faultproxy"
 )
 
 // functionARN is the ARN the emulated destination record names.
-const functionARN = "arn:aws:lambda:us-east-1:" + goawsAccount + ":function:anonwatch-detector:$LATEST"
+const functionARN = "arn:aws:lambda:us-east-1:" + emu.GoawsAccount + ":function:anonwatch-detector:$LATEST"
 
 // replayFilter is the jq filter docs/reliability.md gives users to turn
 // the dead-letter queue's messages, as `aws sqs receive-message` prints
@@ -62,7 +63,7 @@ type invocationRecord struct {
 // then two, between them; the drill does not), and when every attempt
 // failed it sends the invocation record to the on-failure queue. It
 // returns the attempts made and whether the record was sent.
-func asyncInvoke(t *testing.T, fn *rie.Instance, event []byte, dlq findingsQueue) (int, bool) {
+func asyncInvoke(t *testing.T, fn *rie.Instance, event []byte, dlq emu.Queue) (int, bool) {
 	t.Helper()
 	var first, last *invocation
 	attempts := 0
@@ -96,7 +97,7 @@ func asyncInvoke(t *testing.T, fn *rie.Instance, event []byte, dlq findingsQueue
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := goawsCall(ctx, dlq.Endpoint, url.Values{"Action": {"SendMessage"}, "QueueUrl": {dlq.URL}, "MessageBody": {string(body)}}, nil); err != nil {
+	if err := emu.Query(ctx, dlq.Endpoint, url.Values{"Action": {"SendMessage"}, "QueueUrl": {dlq.URL}, "MessageBody": {string(body)}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	return attempts, true
@@ -104,7 +105,7 @@ func asyncInvoke(t *testing.T, fn *rie.Instance, event []byte, dlq findingsQueue
 
 // receiveMessageOutput renders messages as `aws sqs receive-message`
 // prints them, which is what a user pipes into jq.
-func receiveMessageOutput(t *testing.T, msgs []sqsMessage) []byte {
+func receiveMessageOutput(t *testing.T, msgs []emu.Message) []byte {
 	t.Helper()
 	type message struct {
 		MessageID     string `json:"MessageId"`
@@ -141,15 +142,15 @@ func TestDeadLetter(t *testing.T) {
 	if settings.OnFailureType != "SQS" || settings.OnFailureResourceType != "AWS::SQS::Queue" {
 		t.Fatalf("template.yaml: DetectorFunction's on-failure destination is %s %s (%q); the drill emulates an SQS queue", settings.OnFailureType, settings.OnFailure, settings.OnFailureResourceType)
 	}
-	event := readEvent(t, matrixEvent)
+	event := emu.ReadEvent(t, repoRoot, matrixEvent)
 	for _, how := range []string{"anonwatch replay", "invoke again"} {
 		t.Run(strings.ReplaceAll(how, " ", "_"), func(t *testing.T) {
-			table := newTable(t, sharedDynamo.URL())
+			table := emu.NewTable(t, sharedDynamo.URL(), "drill-")
 			topic, q := newTopicAndQueue(t, sharedSNS.URL())
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			// The template's DeadLetterQueue.
-			dlq, err := createQueue(ctx, sharedSNS.URL(), uniqueName(t, "DeadLetterQueue"))
+			dlq, err := emu.CreateQueue(ctx, sharedSNS.URL(), uniqueName(t, "DeadLetterQueue"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -163,10 +164,10 @@ func TestDeadLetter(t *testing.T) {
 			if !dead || attempts != 1+settings.MaxRetryAttempts {
 				t.Fatalf("%d attempts, dead-lettered %v; want %d attempts, then the on-failure destination", attempts, dead, 1+settings.MaxRetryAttempts)
 			}
-			if msgs := mustReceive(t, q); len(msgs) != 0 {
+			if msgs := emu.MustReceive(t, q); len(msgs) != 0 {
 				t.Fatalf("%d findings delivered while SNS failed", len(msgs))
 			}
-			msgs := mustReceive(t, dlq)
+			msgs := emu.MustReceive(t, dlq)
 			if len(msgs) != 1 {
 				t.Fatalf("%d messages in the dead-letter queue, want 1", len(msgs))
 			}
@@ -210,7 +211,7 @@ func TestDeadLetter(t *testing.T) {
 			switch how {
 			case "anonwatch replay":
 				fs = replayTable(t, table, payload)
-				if msgs := mustReceive(t, q); len(msgs) != 0 {
+				if msgs := emu.MustReceive(t, q); len(msgs) != 0 {
 					t.Errorf("replay delivered %d messages to the topic; it prints findings, it does not publish them", len(msgs))
 				}
 			case "invoke again":
@@ -219,7 +220,7 @@ func TestDeadLetter(t *testing.T) {
 				if !iv.OK() {
 					t.Fatalf("invoking the dead-lettered payload: HTTP %d %s", iv.Resp.Status, iv.Resp.Body)
 				}
-				fs = delivered(t, mustReceive(t, q))
+				fs = delivered(t, emu.MustReceive(t, q))
 			}
 			if diff := cmp.Diff(matrixFindings, outcomes(fs)); diff != "" {
 				t.Errorf("findings from the dead-lettered payload (-want +got):\n%s", diff)
@@ -279,25 +280,15 @@ func replayTable(t *testing.T, table string, payload []byte) []detect.Finding {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(cliPath, "replay", "--table", table, path)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"),
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
-		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_DYNAMODB=" + sharedDynamo.URL(),
-	}
+	cmd.Env = append(emu.AWSEnv(), "AWS_ENDPOINT_URL_DYNAMODB="+sharedDynamo.URL())
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("anonwatch replay --table %s: %v\n%s", table, err, stderr.String())
 	}
-	var fs []detect.Finding
-	dec := json.NewDecoder(&stdout)
-	for dec.More() {
-		var f detect.Finding
-		if err := dec.Decode(&f); err != nil {
-			t.Fatalf("anonwatch replay output: %v", err)
-		}
-		fs = append(fs, f)
+	fs, err := emu.ReadFindings(&stdout)
+	if err != nil {
+		t.Fatalf("anonwatch replay output: %v", err)
 	}
 	t.Logf("anonwatch replay --table: %s", strings.TrimSpace(stderr.String()))
 	return fs

@@ -4,7 +4,9 @@
 // proxy (package faultproxy) between the function and each emulator, and
 // check what users rely on when things fail: DynamoDB counts stay exact,
 // every finding is delivered, and each only once, except in the duplicate
-// window the README documents.
+// window the README documents. The harness they share with the end-to-end
+// tests (building the bootstrap, the function's environment, dynalite and
+// goaws processes and clients) is package emu.
 //
 // The drills are:
 //

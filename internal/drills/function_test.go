@@ -3,10 +3,8 @@
 package drills
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,50 +14,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/e2e/rie"
 )
 
-// functionEnv is the detector's environment under the emulator: endpoints
-// (the proxies, in most drills), static credentials, JSON logs, the
-// template's timeout and memory size, and nothing from this process but
-// PATH, so no developer profile, endpoint or retry setting leaks in.
+// functionEnv is the detector's environment under the emulator (see
+// emu.DetectorEnv), with the template's timeout and memory size, which the
+// emulator would otherwise default.
 func functionEnv(dynamoURL, snsURL, table, topic string) []string {
-	return []string{
-		"PATH=" + os.Getenv("PATH"),
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test",
-		"AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_DYNAMODB=" + dynamoURL,
-		"AWS_ENDPOINT_URL_SNS=" + snsURL,
-		"AWS_LAMBDA_LOG_FORMAT=JSON",
-		"AWS_LAMBDA_FUNCTION_NAME=anonwatch-detector",
-		"AWS_LAMBDA_FUNCTION_TIMEOUT=" + strconv.Itoa(int(settings.Timeout/time.Second)),
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + strconv.Itoa(settings.MemorySize),
-		"TABLE_NAME=" + table,
-		"TOPIC_ARN=" + topic,
-	}
+	return append(emu.DetectorEnv(dynamoURL, snsURL, table, topic),
+		"AWS_LAMBDA_FUNCTION_TIMEOUT="+strconv.Itoa(int(settings.Timeout/time.Second)),
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(settings.MemorySize),
+	)
 }
 
 // startFunction starts the detector under the emulator with env and stops
-// it when the test ends, logging the emulator's output if the test failed.
+// it when the test ends (see emu.StartFunction).
 func startFunction(t testing.TB, env []string) *rie.Instance {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	fn, err := rie.Start(ctx, rie.Config{Emulator: emulatorBin, Dir: functionDir, Env: env})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		fn.Stop()
-		if t.Failed() {
-			t.Logf("emulator output:\n%.20000s", fn.Output())
-		}
-	})
-	return fn
+	return emu.StartFunction(t, rie.Config{Emulator: emulatorBin, Dir: functionDir, Env: env})
 }
 
 // invocation is what one invoke returned and logged.
@@ -87,19 +60,14 @@ func (iv *invocation) OK() bool {
 func invoke(ctx context.Context, fn *rie.Instance, event []byte) (*invocation, error) {
 	ctx, cancel := context.WithTimeout(ctx, settings.Timeout+30*time.Second)
 	defer cancel()
-	resp, err := fn.Invoke(ctx, event)
+	resp, err := emu.Invoke(ctx, fn, event)
 	if err != nil {
 		return nil, err
 	}
 	iv := &invocation{Resp: resp}
 	iv.Err, _ = resp.FunctionError()
 	iv.TimedOut = bytes.HasPrefix(resp.Body, []byte("Task timed out after"))
-	if resp.Status == http.StatusOK {
-		if err := fn.WaitOutput(ctx, "REPORT RequestId: "+resp.RequestID); err != nil {
-			return nil, err
-		}
-	}
-	for _, l := range logLines(fn.Output(), resp.RequestID) {
+	for _, l := range emu.LogLines(fn.Output(), resp.RequestID) {
 		if m := l["message"]; m == "batch processed" || m == "invocation failed" {
 			iv.Summary = l
 		}
@@ -114,33 +82,6 @@ func mustInvoke(t testing.TB, fn *rie.Instance, event []byte) *invocation {
 		t.Fatal(err)
 	}
 	return iv
-}
-
-// logLines returns the function's JSON log lines, in order, decoded: those
-// of one request when requestID is not empty, else all. lambdacontext's
-// logger tags a line with requestId only when it is given the request's
-// context, which the detector's per-line warnings are not.
-func logLines(out, requestID string) []map[string]any {
-	var lines []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 4<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 || line[0] != '{' {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal(line, &m) != nil {
-			continue
-		}
-		if _, ok := m["level"]; !ok {
-			continue // an EMF metrics line
-		}
-		if requestID == "" || m["requestId"] == requestID {
-			lines = append(lines, m)
-		}
-	}
-	return lines
 }
 
 // counter reads a numeric attribute of a log line as an int.
@@ -162,14 +103,4 @@ func vmHWM(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
-}
-
-// readEvent returns a sample subscription event from events/.
-func readEvent(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/synth"
 )
 
@@ -535,7 +536,7 @@ func TestHostileInput(t *testing.T) {
 	for _, tc := range hostileCases {
 		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
 			event := tc.event(t)
-			table := newTable(t, sharedDynamo.URL())
+			table := emu.NewTable(t, sharedDynamo.URL(), "drill-")
 			topic, q := newTopicAndQueue(t, sharedSNS.URL())
 			fn := startFunction(t, functionEnv(sharedDynamo.URL(), sharedSNS.URL(), table, topic))
 
@@ -597,7 +598,7 @@ func TestHostileInput(t *testing.T) {
 				}
 			}
 
-			fs := delivered(t, mustReceive(t, q))
+			fs := delivered(t, emu.MustReceive(t, q))
 			if diff := cmp.Diff(sortOutcomes(tc.findings), outcomes(fs), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("deliveries (-want +got):\n%s", diff)
 			}
@@ -646,7 +647,7 @@ func TestHostileInput(t *testing.T) {
 // hasWarning reports whether the function warned that it skipped a log
 // event for reason.
 func hasWarning(out, reason string) bool {
-	for _, l := range logLines(out, "") {
+	for _, l := range emu.LogLines(out, "") {
 		if l["message"] == "skipped log event" && l["reason"] == reason && l["level"] == "WARN" {
 			return true
 		}

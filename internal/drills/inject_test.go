@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/faultproxy"
 )
 
@@ -141,8 +142,8 @@ type injector struct {
 	pos        int64 // 0: no fault
 	persistent bool
 	stallFor   time.Duration
-	srv        *server // the emulator a restart fault kills
-	beforeKill func()  // run before the kill: goaws loses its queues
+	srv        *emu.Server // the emulator a restart fault kills
+	beforeKill func()      // run before the kill: goaws loses its queues
 
 	mu         sync.Mutex
 	calls      []call
@@ -176,10 +177,10 @@ func (in *injector) rule(n int64, r *http.Request) faultproxy.Fault {
 			if in.beforeKill != nil {
 				in.beforeKill()
 			}
-			in.srv.kill()
+			in.srv.Kill()
 			in.down = true
 		case in.down && !in.persistent:
-			if err := in.srv.restart(); err != nil {
+			if err := in.srv.Restart(); err != nil {
 				in.restartErr = err
 			}
 			in.down = false
@@ -214,7 +215,7 @@ func (in *injector) Recover() error {
 	in.pos = 0
 	if in.down {
 		in.down = false
-		if err := in.srv.restart(); err != nil {
+		if err := in.srv.Restart(); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/awslabs/goformation/v7/intrinsics"
+
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 )
 
 var update = flag.Bool("update", false, "rewrite the fault matrix in docs/reliability.md")
@@ -32,8 +34,8 @@ var (
 
 	// sharedDynamo and sharedSNS serve every drill that does not kill its
 	// emulator; each drill makes its own table, topic and queue there.
-	sharedDynamo *server
-	sharedSNS    *server
+	sharedDynamo *emu.Server
+	sharedSNS    *emu.Server
 )
 
 func TestMain(m *testing.M) {
@@ -54,7 +56,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(tmp)
 
 	began := time.Now()
-	if err := build(tmp); err != nil {
+	if functionDir, cliPath, err = emu.BuildDetector(repoRoot, tmp); err != nil {
 		fmt.Fprintln(os.Stderr, "drills:", err)
 		return 1
 	}
@@ -62,12 +64,12 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "drills:", err)
 		return 1
 	}
-	defer sharedDynamo.stop()
-	if sharedSNS, err = startGoaws(tmp, "shared", nil); err != nil {
+	defer sharedDynamo.Stop()
+	if sharedSNS, err = emu.StartGoaws(goawsBin, tmp, "shared", nil); err != nil {
 		fmt.Fprintln(os.Stderr, "drills:", err)
 		return 1
 	}
-	defer sharedSNS.stop()
+	defer sharedSNS.Stop()
 	if testing.Verbose() {
 		fmt.Fprintf(os.Stderr, "drills: built the function and started dynalite and goaws in %v\n", time.Since(began).Round(time.Millisecond))
 	}
@@ -101,24 +103,6 @@ func setup() error {
 	}
 	settings, err = readSettings(filepath.Join(repoRoot, "template.yaml"))
 	return err
-}
-
-// build builds the detector as the deployment does (for amd64, to run
-// here) and the CLI, in one go build so they share compiled packages.
-func build(dir string) error {
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w",
-		"-o", dir+string(filepath.Separator), "./functions/detector", "./cmd/anonwatch")
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(cmd.Args[1:], " "), err, out)
-	}
-	functionDir = filepath.Join(dir, "function")
-	cliPath = filepath.Join(dir, "anonwatch")
-	if err := os.Mkdir(functionDir, 0o755); err != nil {
-		return err
-	}
-	return os.Rename(filepath.Join(dir, "detector"), filepath.Join(functionDir, "bootstrap"))
 }
 
 // functionSettings are the detector's settings in template.yaml that the

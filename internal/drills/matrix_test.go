@@ -20,6 +20,7 @@ import (
 
 	"github.com/anonwatch/anonwatch/internal/detect"
 	"github.com/anonwatch/anonwatch/internal/dynamostate"
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/e2e/rie"
 	"github.com/anonwatch/anonwatch/internal/faultproxy"
 	"github.com/anonwatch/anonwatch/internal/snspub"
@@ -85,9 +86,9 @@ type cellResult struct {
 // rig runs cells.
 type rig struct {
 	event         []byte
-	restartDynamo *server // killed by restart cells, one at a time
-	restartSNS    *server
-	topo          goawsTopology // restartSNS's topic and queue
+	restartDynamo *emu.Server // killed by restart cells, one at a time
+	restartSNS    *emu.Server
+	topo          emu.Topology // restartSNS's topic and queue
 }
 
 // run runs one cell: a fresh table, topic and queue, fresh proxies and a
@@ -105,14 +106,14 @@ func (g *rig) run(ctx context.Context, c cell, name string) (res cellResult) {
 	if c.kind == restart && c.svc == sns {
 		snsSrv = g.restartSNS
 	}
-	if res.err = createTable(ctx, dyn.URL(), name); res.err != nil {
+	if res.err = emu.CreateTable(ctx, dyn.URL(), name); res.err != nil {
 		return res
 	}
 	var topic string
-	var q findingsQueue
+	var q emu.Queue
 	if snsSrv == g.restartSNS {
-		topic, q = configTopic(g.topo.Topic), configQueue(snsSrv, g.topo.Queue)
-		if _, res.err = receive(ctx, q); res.err != nil { // left by an earlier cell: none
+		topic, q = emu.ConfigTopic(g.topo.Topic), snsSrv.ConfigQueue(g.topo.Queue)
+		if _, res.err = emu.Receive(ctx, q); res.err != nil { // left by an earlier cell: none
 			return res
 		}
 	} else if topic, q, res.err = createTopicAndQueue(ctx, snsSrv.URL(), name); res.err != nil {
@@ -127,7 +128,7 @@ func (g *rig) run(ctx context.Context, c cell, name string) (res cellResult) {
 	inj := map[service]*injector{dynamoDB: {svc: dynamoDB}, sns: {svc: sns}}
 	var (
 		drainMu sync.Mutex // the rule drains while the proxy serves
-		drained []sqsMessage
+		drained []emu.Message
 	)
 	if c.pos > 0 {
 		in := inj[c.svc]
@@ -139,7 +140,7 @@ func (g *rig) run(ctx context.Context, c cell, name string) (res cellResult) {
 			// goaws loses queued messages when killed: read them first,
 			// as a subscriber would have.
 			in.beforeKill = func() {
-				msgs, err := receive(ctx, q)
+				msgs, err := emu.Receive(ctx, q)
 				drainMu.Lock()
 				drained = append(drained, msgs...)
 				drainMu.Unlock()
@@ -195,7 +196,7 @@ func (g *rig) run(ctx context.Context, c cell, name string) (res cellResult) {
 	if res.items, res.err = scan(ctx, dyn.URL(), name); res.err != nil {
 		return res
 	}
-	msgs, err := receive(ctx, q)
+	msgs, err := emu.Receive(ctx, q)
 	if err != nil {
 		res.err = err
 		return res
@@ -246,7 +247,7 @@ func TestFaultMatrix(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	kinds := selectedKinds(t)
-	g := &rig{event: readEvent(t, matrixEvent), topo: goawsTopology{Topic: "anonwatch-findings", Queue: "findings"}}
+	g := &rig{event: emu.ReadEvent(t, repoRoot, matrixEvent), topo: emu.Topology{Topic: "anonwatch-findings", Queue: "findings"}}
 
 	base := g.run(ctx, cell{}, uniqueName(t, "baseline"))
 	if base.err != nil || !base.lastOK || base.invocations != 1 {

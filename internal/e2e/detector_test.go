@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/e2e/rie"
 	"github.com/anonwatch/anonwatch/internal/render"
 )
@@ -106,12 +107,12 @@ func TestSamples(t *testing.T) {
 	for name, want := range samples {
 		t.Run(strings.TrimSuffix(name, ".json"), func(t *testing.T) {
 			t.Parallel()
-			table, topic := newTable(t), newTopic(t)
+			table, topic := emu.NewTable(t, dynamoURL, "e2e-"), newTopic(t)
 			q := subscribeQueue(t, topic, false, "")
 			fn := startFunction(t, functionEnv(table, topic))
 
-			resp := invokeOK(t, fn, readEvent(t, name))
-			got := findings(t, receive(t, q))
+			resp := invokeOK(t, fn, emu.ReadEvent(t, repoRoot, name))
+			got := findings(t, emu.MustReceive(t, q))
 
 			var outcomes []outcome
 			for _, d := range got {
@@ -178,17 +179,17 @@ func checkEnvelope(t *testing.T, d *delivered) {
 func TestRetryDeliversNothingNew(t *testing.T) {
 	t.Parallel()
 	const sample = "cluster-scan-masscan.json"
-	table, topic := newTable(t), newTopic(t)
+	table, topic := emu.NewTable(t, dynamoURL, "e2e-"), newTopic(t)
 	q := subscribeQueue(t, topic, false, "")
 	env := functionEnv(table, topic)
-	event := readEvent(t, sample)
+	event := emu.ReadEvent(t, repoRoot, sample)
 
 	first := startFunction(t, env)
 	invokeOK(t, first, event)
-	if got := len(receive(t, q)); got != len(samples[sample]) {
+	if got := len(emu.MustReceive(t, q)); got != len(samples[sample]) {
 		t.Fatalf("first invoke delivered %d findings, want %d", got, len(samples[sample]))
 	}
-	before := scanTable(t, table)
+	before := emu.ScanTable(t, dynamoURL, table)
 	if len(before) == 0 {
 		t.Fatal("the first invoke wrote nothing to the table")
 	}
@@ -201,14 +202,14 @@ func TestRetryDeliversNothingNew(t *testing.T) {
 		{"new environment", startFunction(t, env)},
 	} {
 		resp := invokeOK(t, retry.fn, event)
-		if msgs := receive(t, q); len(msgs) != 0 {
+		if msgs := emu.MustReceive(t, q); len(msgs) != 0 {
 			t.Errorf("retry on the %s delivered %d messages, want none:\n%v", retry.name, len(msgs), msgs)
 		}
 		sum := summary(t, retry.fn, resp.RequestID)
 		if sum["findings_published"] != float64(0) || sum["sns_calls"] != float64(0) {
 			t.Errorf("retry on the %s: summary %v, want findings_published 0 and sns_calls 0", retry.name, sum)
 		}
-		if diff := cmp.Diff(before, scanTable(t, table)); diff != "" {
+		if diff := cmp.Diff(before, emu.ScanTable(t, dynamoURL, table)); diff != "" {
 			t.Errorf("retry on the %s changed the table (-before +after):\n%s", retry.name, diff)
 		}
 	}
@@ -219,15 +220,15 @@ func TestRetryDeliversNothingNew(t *testing.T) {
 // nothing.
 func TestControlMessageDoesNothing(t *testing.T) {
 	t.Parallel()
-	table, topic := newTable(t), newTopic(t)
+	table, topic := emu.NewTable(t, dynamoURL, "e2e-"), newTopic(t)
 	q := subscribeQueue(t, topic, false, "")
 	fn := startFunction(t, functionEnv(table, topic))
 
-	resp := invokeOK(t, fn, readEvent(t, "control-message.json"))
-	if msgs := receive(t, q); len(msgs) != 0 {
+	resp := invokeOK(t, fn, emu.ReadEvent(t, repoRoot, "control-message.json"))
+	if msgs := emu.MustReceive(t, q); len(msgs) != 0 {
 		t.Errorf("control message delivered %d messages: %v", len(msgs), msgs)
 	}
-	if items := scanTable(t, table); len(items) != 0 {
+	if items := emu.ScanTable(t, dynamoURL, table); len(items) != 0 {
 		t.Errorf("control message wrote %d items: %v", len(items), items)
 	}
 	sum := summary(t, fn, resp.RequestID)
@@ -258,7 +259,7 @@ func gzipped(s string) []byte {
 // the next, valid, event on the same instance.
 func TestMalformedEnvelope(t *testing.T) {
 	t.Parallel()
-	table, topic := newTable(t), newTopic(t)
+	table, topic := emu.NewTable(t, dynamoURL, "e2e-"), newTopic(t)
 	q := subscribeQueue(t, topic, false, "")
 	fn := startFunction(t, functionEnv(table, topic))
 
@@ -287,17 +288,17 @@ func TestMalformedEnvelope(t *testing.T) {
 		})
 	}
 
-	if msgs := receive(t, q); len(msgs) != 0 {
+	if msgs := emu.MustReceive(t, q); len(msgs) != 0 {
 		t.Errorf("malformed events delivered %d messages", len(msgs))
 	}
-	if items := scanTable(t, table); len(items) != 0 {
+	if items := emu.ScanTable(t, dynamoURL, table); len(items) != 0 {
 		t.Errorf("malformed events wrote %d items", len(items))
 	}
 
 	const sample = "anonymous-pod-scan.json"
-	invokeOK(t, fn, readEvent(t, sample))
+	invokeOK(t, fn, emu.ReadEvent(t, repoRoot, sample))
 	var got []outcome
-	for _, d := range findings(t, receive(t, q)) {
+	for _, d := range findings(t, emu.MustReceive(t, q)) {
 		got = append(got, outcomeOf(&d.Finding))
 	}
 	if diff := cmp.Diff(sortOutcomes(samples[sample]), sortOutcomes(got)); diff != "" {
@@ -339,7 +340,7 @@ func TestBadConfigurationFailsInit(t *testing.T) {
 			fn := startFunction(t, tc.env)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			resp := invoke(t, fn, readEvent(t, "control-message.json"))
+			resp := invoke(t, fn, emu.ReadEvent(t, repoRoot, "control-message.json"))
 			// The emulator answers a failed init with 502 and no body.
 			if resp.Status != http.StatusBadGateway {
 				t.Errorf("invoke: HTTP %d %s, want 502 (init failed)", resp.Status, resp.Body)
@@ -390,7 +391,7 @@ func TestSubscriberForms(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	table, topic := newTable(t), newTopic(t)
+	table, topic := emu.NewTable(t, dynamoURL, "e2e-"), newTopic(t)
 	raw := subscribeQueue(t, topic, true, "")
 	enveloped := subscribeQueue(t, topic, false, "")
 	urgent := subscribeQueue(t, topic, true, `{"severity": ["high", "critical"]}`)
@@ -399,9 +400,9 @@ func TestSubscriberForms(t *testing.T) {
 	goaws(t, url.Values{"Action": {"Subscribe"}, "TopicArn": {topic}, "Protocol": {"http"}, "Endpoint": {srv.URL}}, nil)
 
 	fn := startFunction(t, functionEnv(table, topic))
-	invokeOK(t, fn, readEvent(t, sample))
+	invokeOK(t, fn, emu.ReadEvent(t, repoRoot, sample))
 
-	env := findings(t, receive(t, enveloped))
+	env := findings(t, emu.MustReceive(t, enveloped))
 	if len(env) != 2 {
 		t.Fatalf("enveloped queue got %d findings, want 2", len(env))
 	}
@@ -412,7 +413,7 @@ func TestSubscriberForms(t *testing.T) {
 
 	// Raw delivery: the body is the finding JSON itself, the same bytes
 	// the envelope carries.
-	rawMsgs := receive(t, raw)
+	rawMsgs := emu.MustReceive(t, raw)
 	if len(rawMsgs) != 2 {
 		t.Fatalf("raw queue got %d messages, want 2", len(rawMsgs))
 	}
@@ -430,7 +431,7 @@ func TestSubscriberForms(t *testing.T) {
 	}
 
 	var urgentRules []string
-	for _, m := range receive(t, urgent) {
+	for _, m := range emu.MustReceive(t, urgent) {
 		var f detect.Finding
 		if err := json.Unmarshal([]byte(m.Body), &f); err != nil {
 			t.Fatalf("urgent message is not a finding: %v", err)
@@ -492,13 +493,10 @@ func httpHandler(record func(notification)) http.HandlerFunc {
 func TestArm64(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if err := buildLambda(dir, "arm64", "./functions/detector"); err != nil {
+	if err := emu.BuildBootstrap(repoRoot, "./functions/detector", "arm64", dir); err != nil {
 		t.Fatal(err)
 	}
 	bootstrap := filepath.Join(dir, "bootstrap")
-	if err := os.Rename(filepath.Join(dir, "detector"), bootstrap); err != nil {
-		t.Fatal(err)
-	}
 	f, err := elf.Open(bootstrap)
 	if err != nil {
 		t.Fatal(err)
@@ -519,10 +517,10 @@ func TestArm64(t *testing.T) {
 		t.Skipf("the arm64 bootstrap builds (%d bytes), but qemu-aarch64 is not on PATH (Debian package qemu-user), so it was not run", st.Size())
 	}
 	const sample = "anonymous-secret-read.json"
-	table, topic := newTable(t), newTopic(t)
+	table, topic := emu.NewTable(t, dynamoURL, "e2e-"), newTopic(t)
 	q := subscribeQueue(t, topic, false, "")
 	fn := startIn(t, dir, functionEnv(table, topic), qemu, "./bootstrap")
-	invokeOK(t, fn, readEvent(t, sample))
+	invokeOK(t, fn, emu.ReadEvent(t, repoRoot, sample))
 
 	pid, err := fn.FunctionPID()
 	if err != nil {
@@ -532,7 +530,7 @@ func TestArm64(t *testing.T) {
 		t.Errorf("function process %d runs %q (%v), want qemu-aarch64", pid, exe, err)
 	}
 	var got []outcome
-	for _, d := range findings(t, receive(t, q)) {
+	for _, d := range findings(t, emu.MustReceive(t, q)) {
 		got = append(got, outcomeOf(&d.Finding))
 	}
 	if diff := cmp.Diff(sortOutcomes(samples[sample]), sortOutcomes(got)); diff != "" {

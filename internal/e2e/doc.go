@@ -2,7 +2,8 @@
 // bootstrap, built as for deployment, runs under the AWS Lambda Runtime
 // Interface Emulator (see package rie) against dynalite for DynamoDB and
 // goaws for SNS, and the tests check what subscribers receive and what the
-// table holds.
+// table holds. Package emu holds the harness these tests share with the
+// reliability drills (internal/drills).
 //
 // The tests carry the build tag integration and need three variables, which
 // scripts/test.sh sets; they fail when one is missing:

@@ -3,12 +3,9 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -18,19 +15,9 @@ import (
 	"time"
 
 	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/e2e/rie"
 )
-
-// readEvent returns a sample subscription event from the repository's
-// events/ folder, the files `make local` and `sam local invoke` use.
-func readEvent(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot, "events", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // invoke sends event to the function and waits until the emulator has
 // written the invocation's REPORT line, so that the function's log lines
@@ -39,14 +26,9 @@ func invoke(t testing.TB, fn *rie.Instance, event []byte) *rie.Response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	resp, err := fn.Invoke(ctx, event)
+	resp, err := emu.Invoke(ctx, fn, event)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if resp.Status == http.StatusOK {
-		if err := fn.WaitOutput(ctx, "REPORT RequestId: "+resp.RequestID); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return resp
 }
@@ -63,39 +45,10 @@ func invokeOK(t testing.TB, fn *rie.Instance, event []byte) *rie.Response {
 }
 
 // logLines returns the function's JSON log lines for one request, in
-// order, decoded. lambdacontext's logger tags each with requestId.
+// order, decoded (see emu.LogLines).
 func logLines(t testing.TB, fn *rie.Instance, requestID string) []map[string]any {
 	t.Helper()
-	var lines []map[string]any
-	for _, l := range jsonLines(fn.Output()) {
-		if l["requestId"] == requestID {
-			lines = append(lines, l)
-		}
-	}
-	return lines
-}
-
-// jsonLines decodes the output lines that are JSON objects with a level:
-// the function's log lines, as opposed to the emulator's own text lines and
-// the function's EMF metrics.
-func jsonLines(out string) []map[string]any {
-	var lines []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(out))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 || line[0] != '{' {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal(line, &m) != nil {
-			continue
-		}
-		if _, ok := m["level"]; ok {
-			lines = append(lines, m)
-		}
-	}
-	return lines
+	return emu.LogLines(fn.Output(), requestID)
 }
 
 // emulatorLine matches what the emulator itself writes: its log lines
@@ -170,14 +123,9 @@ func replay(t testing.TB, sample string) []detect.Finding {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("anonwatch replay %s: %v\n%s", sample, err, stderr.String())
 	}
-	var out []detect.Finding
-	dec := json.NewDecoder(&stdout)
-	for dec.More() {
-		var f detect.Finding
-		if err := dec.Decode(&f); err != nil {
-			t.Fatalf("anonwatch replay %s: %v", sample, err)
-		}
-		out = append(out, f)
+	out, err := emu.ReadFindings(&stdout)
+	if err != nil {
+		t.Fatalf("anonwatch replay %s: %v", sample, err)
 	}
 	return out
 }

@@ -3,16 +3,15 @@
 package e2e
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/e2e/rie"
 )
 
@@ -25,10 +24,6 @@ var (
 	cliPath     string // the anonwatch CLI, for the replay cross-check
 	repoRoot    string
 )
-
-// lambdaBuild is how the deployed bootstrap is built (see the Makefile's
-// build-DetectorFunction), less GOARCH, which each build sets.
-var lambdaBuild = []string{"build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w"}
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -71,19 +66,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	functionDir = filepath.Join(tmp, "function")
-	cliPath = filepath.Join(tmp, "anonwatch")
 	// One go build for both: they share every compiled dependency.
 	began := time.Now()
-	if err := buildLambda(tmp, "amd64", "./functions/detector", "./cmd/anonwatch"); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	if err := os.Mkdir(functionDir, 0o755); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	if err := os.Rename(filepath.Join(tmp, "detector"), filepath.Join(functionDir, "bootstrap")); err != nil {
+	if functionDir, cliPath, err = emu.BuildDetector(repoRoot, tmp); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
@@ -93,37 +78,10 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// buildLambda builds pkgs for linux/arch as the deployment does, into dir.
-func buildLambda(dir, arch string, pkgs ...string) error {
-	args := append(append([]string{}, lambdaBuild...), "-o", dir+string(filepath.Separator))
-	cmd := exec.Command("go", append(args, pkgs...)...)
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+arch, "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("GOARCH=%s go %s: %v\n%s", arch, strings.Join(cmd.Args[1:], " "), err, out)
-	}
-	return nil
-}
-
-// functionEnv is the detector's environment under the emulator: the
-// emulators' endpoints, static credentials, JSON logs, and nothing from
-// this process but PATH, so no developer profile or real endpoint leaks in.
+// functionEnv is the detector's environment under the emulator, against
+// the shared emulators (see emu.DetectorEnv).
 func functionEnv(table, topic string) []string {
-	return []string{
-		"PATH=" + os.Getenv("PATH"),
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test",
-		"AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"AWS_EC2_METADATA_DISABLED=true",
-		"AWS_ENDPOINT_URL_DYNAMODB=" + dynamoURL,
-		"AWS_ENDPOINT_URL_SNS=" + snsURL,
-		"AWS_LAMBDA_LOG_FORMAT=JSON",
-		"AWS_LAMBDA_FUNCTION_NAME=anonwatch-detector",
-		"TABLE_NAME=" + table,
-		"TOPIC_ARN=" + topic,
-	}
+	return emu.DetectorEnv(dynamoURL, snsURL, table, topic)
 }
 
 // withoutVar returns env less the variable name.
@@ -144,21 +102,8 @@ func startFunction(t testing.TB, env []string) *rie.Instance {
 }
 
 // startIn starts the emulator in dir, running command (default
-// ./bootstrap), and stops it when the test ends. On failure the emulator's
-// output is logged, since that is where the function's own log lines are.
+// ./bootstrap), and stops it when the test ends (see emu.StartFunction).
 func startIn(t testing.TB, dir string, env []string, command ...string) *rie.Instance {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	in, err := rie.Start(ctx, rie.Config{Emulator: emulator, Dir: dir, Command: command, Env: env})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		in.Stop()
-		if t.Failed() {
-			t.Logf("emulator output:\n%s", in.Output())
-		}
-	})
-	return in
+	return emu.StartFunction(t, rie.Config{Emulator: emulator, Dir: dir, Command: command, Env: env})
 }

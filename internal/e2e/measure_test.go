@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 )
 
 // The benchmarks report medians over their iterations, one fresh emulator
@@ -38,14 +39,14 @@ const latencySample = "cluster-scan-masscan.json"
 //     from its summary line, most of which is DynamoDB and SNS calls, so
 //     that the emulator's share and the emulators' speed can be told apart.
 func BenchmarkInvoke(b *testing.B) {
-	cold := readEvent(b, latencySample)
+	cold := emu.ReadEvent(b, repoRoot, latencySample)
 	warm := reclustered(b, cold, "warm")
 	want := float64(len(samples[latencySample]))
 	var inits, firsts, warms, firstHandler, warmHandler []float64
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		table, topic := newTable(b), newTopic(b)
+		table, topic := emu.NewTable(b, dynamoURL, "e2e-"), newTopic(b)
 		fn := startFunction(b, functionEnv(table, topic))
 		b.StartTimer()
 		first := invokeOK(b, fn, cold)
@@ -86,12 +87,12 @@ func BenchmarkInvoke(b *testing.B) {
 // process, which is what Lambda's "Max Memory Used" reports.
 func BenchmarkPeakRSS(b *testing.B) {
 	sample, size := largestSample(b)
-	event := readEvent(b, sample)
+	event := emu.ReadEvent(b, repoRoot, sample)
 	var peaks []float64
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
-		table, topic := newTable(b), newTopic(b)
+		table, topic := emu.NewTable(b, dynamoURL, "e2e-"), newTopic(b)
 		fn := startFunction(b, functionEnv(table, topic))
 		b.StartTimer()
 		invokeOK(b, fn, event)

@@ -82,6 +82,10 @@ type Instance struct {
 // binds it, and the emulator then exits.
 const startAttempts = 3
 
+// settle is how long Start watches a listening emulator before trusting it:
+// one that lost its runtime API port exits within about 10 ms.
+const settle = 50 * time.Millisecond
+
 // Start starts an emulator for cfg and returns once it accepts connections.
 // ctx bounds only the start; the instance runs until Stop.
 func Start(ctx context.Context, cfg Config) (*Instance, error) {
@@ -159,7 +163,16 @@ func start(ctx context.Context, cfg Config) (*Instance, error) {
 		c, err := net.DialTimeout("tcp", invokeAddr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return in, nil
+			// The emulator binds its runtime API from a goroutine and
+			// exits some milliseconds after its invoke address answers
+			// when that port was taken meanwhile; wait out that window so
+			// Start's retry, not the caller's first invoke, meets it.
+			select {
+			case <-in.exited:
+				return nil, fmt.Errorf("emulator exited right after listening on %s: %v; output:\n%s", invokeAddr, cmd.ProcessState, out.String())
+			case <-time.After(settle):
+				return in, nil
+			}
 		}
 		select {
 		case <-in.exited:
