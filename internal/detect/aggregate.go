@@ -109,7 +109,7 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 	id := groupIDOf(r, ev, a.cluster)
 	ab := a.groups[id]
 	if ab == nil {
-		g := groupOf(r, ev, a.cluster)
+		g := id.group(ev)
 		key := GroupKey(r.ID, &g)
 		ab = &aggBuilder{
 			agg:      Aggregate{Rule: r.ID, Key: key, Group: g, Window: r.Threshold.Window},
@@ -184,25 +184,14 @@ func addValue(m map[string]*valueSet, field, v string, max int) {
 	s.add(v)
 }
 
-// groupOf returns the values of r's group_by fields for ev.
-func groupOf(r *rules.Rule, ev *audit.Event, cluster string) Group {
-	var g Group
-	for _, f := range r.GroupBy {
-		switch f {
-		case rules.FieldSrcIP:
-			g.SrcIP = ev.SrcIP()
-		case rules.FieldClusterName:
-			g.ClusterName = cluster
-		case rules.FieldUser:
-			g.User = ev.User.Username
-		case rules.FieldGroups:
-			if len(ev.User.Groups) > 0 {
-				g.Groups = append([]string(nil), ev.User.Groups...)
-				sort.Strings(g.Groups)
-			}
-		case rules.FieldUserAgent:
-			g.UserAgent = ev.UserAgent
-		}
+// group returns the Group that id stands for. The groups list is taken from
+// ev (sorted), not split from id's joined form, since a group name may hold
+// a comma.
+func (id groupID) group(ev *audit.Event) Group {
+	g := Group{SrcIP: id.src, ClusterName: id.cluster, User: id.user, UserAgent: id.agent}
+	if id.groups != "" {
+		g.Groups = append([]string(nil), ev.User.Groups...)
+		sort.Strings(g.Groups)
 	}
 	return g
 }
