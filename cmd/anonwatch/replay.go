@@ -77,11 +77,16 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	default:
 		state = memstate.New(time.Now, memstate.DefaultLease)
 	}
+	maxGroups := 0 // the function's bound, so replay finds what it would
+	if *report {
+		maxGroups = -1 // a report lists every source
+	}
 	det, err := detect.New(detect.Config{
 		Rules:     set,
 		State:     state,
 		Publisher: jsonlpub.New(stdout),
 		Logger:    logger,
+		MaxGroups: maxGroups,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "anonwatch replay:", err)

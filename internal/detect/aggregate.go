@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,14 +40,23 @@ func BatchID(b *cwlogs.Batch) string {
 }
 
 // GroupKey returns the state key of (rule, group). The address leads so a
-// table item is readable; the hash covers every group value.
+// table item is readable; the hash covers every group value. A sweep's key
+// has "*" where the address goes, which no address can spell.
 func GroupKey(rule string, g *Group) string {
+	if g.Sweep {
+		h := sha256.Sum256([]byte("sweep\x00" + g.ClusterName))
+		return rule + "#*#" + hex.EncodeToString(h[:8])
+	}
+	return groupKey(rule, g.SrcIP, g.ClusterName, g.User, strings.Join(g.Groups, ","), g.UserAgent)
+}
+
+func groupKey(rule, src, cluster, user, groups, agent string) string {
 	h := sha256.New()
-	for _, s := range []string{g.SrcIP, g.ClusterName, g.User, strings.Join(g.Groups, ","), g.UserAgent} {
+	for _, s := range []string{src, cluster, user, groups, agent} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	return rule + "#" + g.SrcIP + "#" + hex.EncodeToString(h.Sum(nil)[:8])
+	return rule + "#" + src + "#" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // DistinctHash maps a value to the short digest that distinct sets hold. A
@@ -60,7 +70,25 @@ func DistinctHash(v string) string {
 // aggregator builds the aggregates of one batch.
 type aggregator struct {
 	cluster string
+	max     int // groups a rule opens per batch; <= 0: no bound
 	groups  map[groupID]*aggBuilder
+	open    map[*rules.Rule]int
+	// over counts, per rule past max, the requests of each group that got
+	// no builder, to rank the groups once the batch has been read.
+	over map[*rules.Rule]map[groupID]int64
+	// chosen, in the second pass, holds the groups an overflowing rule
+	// tracks one by one; the rule's other requests go to its sweep.
+	chosen map[*rules.Rule]map[groupID]bool
+	sweeps map[*rules.Rule]*aggBuilder
+}
+
+func newAggregator(cluster string, max int) *aggregator {
+	return &aggregator{
+		cluster: cluster,
+		max:     max,
+		groups:  make(map[groupID]*aggBuilder),
+		open:    make(map[*rules.Rule]int),
+	}
 }
 
 // groupID finds a batch's aggregate without hashing: the state key
@@ -89,10 +117,15 @@ func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string) groupID {
 	return id
 }
 
+// key is GroupKey of the group id stands for.
+func (id groupID) key() string {
+	return groupKey(id.rule.ID, id.src, id.cluster, id.user, id.groups, id.agent)
+}
+
 type aggBuilder struct {
 	agg      Aggregate
-	rule     *rules.Rule
 	distinct []rules.Field // fields a threshold or escalation counts
+	collect  []rules.Field
 	values   map[string]*valueSet
 	buckets  map[int64]*bucketBuilder
 }
@@ -105,21 +138,113 @@ type bucketBuilder struct {
 	values   map[string]*valueSet
 }
 
+func newBuilder(r *rules.Rule, g Group) *aggBuilder {
+	ab := &aggBuilder{
+		agg:      Aggregate{Rule: r.ID, Key: GroupKey(r.ID, &g), Group: g, Window: r.Threshold.Window},
+		distinct: r.DistinctFields(),
+		collect:  r.Collect,
+		values:   make(map[string]*valueSet),
+		buckets:  make(map[int64]*bucketBuilder),
+	}
+	if g.Sweep {
+		// A sweep counts and shows its addresses.
+		if !slices.Contains(ab.distinct, rules.FieldSrcIP) {
+			ab.distinct = append(slices.Clone(ab.distinct), rules.FieldSrcIP)
+		}
+		if !slices.Contains(ab.collect, rules.FieldSrcIP) {
+			ab.collect = append(slices.Clone(ab.collect), rules.FieldSrcIP)
+		}
+	}
+	return ab
+}
+
+// add adds ev to the group of r it belongs to. Once r has opened max groups
+// in the batch, a request of a new group is only counted, and finish
+// decides which groups r tracks.
 func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 	id := groupIDOf(r, ev, a.cluster)
 	ab := a.groups[id]
 	if ab == nil {
-		g := id.group(ev)
-		key := GroupKey(r.ID, &g)
-		ab = &aggBuilder{
-			agg:      Aggregate{Rule: r.ID, Key: key, Group: g, Window: r.Threshold.Window},
-			rule:     r,
-			distinct: r.DistinctFields(),
-			values:   make(map[string]*valueSet),
-			buckets:  make(map[int64]*bucketBuilder),
+		if a.max > 0 && a.open[r] >= a.max {
+			if a.over == nil {
+				a.over = make(map[*rules.Rule]map[groupID]int64)
+			}
+			if a.over[r] == nil {
+				a.over[r] = make(map[groupID]int64)
+			}
+			a.over[r][id]++
+			return
 		}
+		a.open[r]++
+		ab = newBuilder(r, id.group(ev))
 		a.groups[id] = ab
 	}
+	ab.add(ev, marks, a.cluster)
+}
+
+// overflowed reports whether some rule met more groups than max, so the
+// batch needs a second pass (choose, then readd).
+func (a *aggregator) overflowed() bool { return len(a.over) > 0 }
+
+// choose picks, for each rule that overflowed, the max groups with the most
+// requests in the batch (ties by key, so a retried batch picks the same) and
+// drops every builder of that rule, for readd to rebuild.
+func (a *aggregator) choose() {
+	type cand struct {
+		id  groupID
+		n   int64
+		key string
+	}
+	a.chosen = make(map[*rules.Rule]map[groupID]bool, len(a.over))
+	a.sweeps = make(map[*rules.Rule]*aggBuilder, len(a.over))
+	for r, counts := range a.over {
+		cs := make([]cand, 0, len(counts)+a.open[r])
+		for id, n := range counts {
+			cs = append(cs, cand{id, n, id.key()})
+		}
+		for id, ab := range a.groups {
+			if id.rule == r {
+				cs = append(cs, cand{id, ab.agg.Count, ab.agg.Key})
+				delete(a.groups, id)
+			}
+		}
+		sort.Slice(cs, func(i, j int) bool {
+			if cs[i].n != cs[j].n {
+				return cs[i].n > cs[j].n
+			}
+			return cs[i].key < cs[j].key
+		})
+		keep := make(map[groupID]bool, a.max)
+		for _, c := range cs[:a.max] {
+			keep[c.id] = true
+		}
+		a.chosen[r] = keep
+	}
+	a.over = nil
+}
+
+// readd is add for the second pass: only the rules that overflowed take
+// ev, into a chosen group or into the rule's sweep.
+func (a *aggregator) readd(r *rules.Rule, marks []int, ev *audit.Event) {
+	keep, ok := a.chosen[r]
+	if !ok {
+		return
+	}
+	id := groupIDOf(r, ev, a.cluster)
+	var ab *aggBuilder
+	if keep[id] {
+		if ab = a.groups[id]; ab == nil {
+			ab = newBuilder(r, id.group(ev))
+			a.groups[id] = ab
+		}
+	} else if ab = a.sweeps[r]; ab == nil {
+		ab = newBuilder(r, Group{ClusterName: a.cluster, Sweep: true})
+		a.sweeps[r] = ab
+	}
+	ab.add(ev, marks, a.cluster)
+}
+
+func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
 	t := ev.RequestReceived.UTC()
 	ag := &ab.agg
 	ag.Count++
@@ -158,15 +283,18 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 		if len(set) >= DistinctCap {
 			continue
 		}
-		set[f.Value(ev, a.cluster)] = struct{}{}
+		set[f.Value(ev, cluster)] = struct{}{}
 	}
-	for _, f := range r.Collect {
-		v := f.Value(ev, a.cluster)
+	for _, f := range ab.collect {
+		v := f.Value(ev, cluster)
 		if v == "" {
 			continue
 		}
+		// Values are cut here, not only when stored: a batch of 1 MB
+		// request URIs must not keep 1 MB per value in memory.
+		v = truncateUTF8(v, StoredValueLen)
 		addValue(ab.values, string(f), v, ReportValuesCap)
-		addValue(bb.values, string(f), truncateUTF8(v, StoredValueLen), BucketValuesCap)
+		addValue(bb.values, string(f), v, BucketValuesCap)
 	}
 	for _, v := range ev.ForwardedFor() {
 		if v = strings.TrimSpace(v); v != "" {
@@ -198,11 +326,14 @@ func (id groupID) group(ev *audit.Event) Group {
 
 // aggregates returns the batch's aggregates sorted by key.
 func (a *aggregator) aggregates() []Aggregate {
-	byKey := make(map[string]*aggBuilder, len(a.groups))
+	byKey := make(map[string]*aggBuilder, len(a.groups)+len(a.sweeps))
 	for _, ab := range a.groups {
 		byKey[ab.agg.Key] = ab
 	}
-	out := make([]Aggregate, 0, len(a.groups))
+	for _, ab := range a.sweeps {
+		byKey[ab.agg.Key] = ab
+	}
+	out := make([]Aggregate, 0, len(byKey))
 	for _, key := range sortedKeys(byKey) {
 		ab := byKey[key]
 		ag := ab.agg
@@ -283,7 +414,8 @@ func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate,
 		res.Control = true
 		return nil, res
 	}
-	agg := aggregator{cluster: b.Cluster, groups: make(map[groupID]*aggBuilder)}
+	agg := newAggregator(b.Cluster, d.maxGroups)
+	var matched []int // events some rule matched, for a second pass
 	seen := make(map[string]struct{}, len(b.Events))
 	logged := make(map[string]int)
 	skip := func(reason, id string, err error) {
@@ -327,10 +459,17 @@ func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate,
 			ev.RequestReceived = time.UnixMilli(le.Timestamp).UTC()
 		}
 		res.Parsed++
+		n := res.Matched
 		d.rules.Match(&ev, b.Cluster, func(r *rules.Rule, marks []int) {
 			res.Matched++
 			agg.add(r, marks, &ev)
 		})
+		if res.Matched > n {
+			matched = append(matched, i)
+		}
+	}
+	if agg.overflowed() {
+		d.regroup(ctx, b, agg, matched)
 	}
 	res.EvalErrors = d.rules.EvalErrors() - evalBefore
 	out := agg.aggregates()
@@ -339,6 +478,35 @@ func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate,
 		d.log.InfoContext(ctx, "skipped log events", slog.Int("count", n), slog.Any("by_reason", res.Skipped))
 	}
 	return out, res
+}
+
+// regroup is the second pass over a batch in which some rule met more than
+// MaxGroups groups: it parses the matched lines again and sends each
+// overflowing rule's requests to the groups choose kept or to the rule's
+// sweep. Two passes cost a batch that overflows twice the parsing of its
+// matched lines, and keep memory to MaxGroups builders per rule however
+// many sources the batch holds; the usual batch never gets here.
+func (d *Detector) regroup(ctx context.Context, b *cwlogs.Batch, agg *aggregator, matched []int) {
+	agg.choose()
+	for _, i := range matched {
+		le := &b.Events[i]
+		ev, err := audit.Parse(le.Message, d.maxLine)
+		if err != nil {
+			continue // it parsed in the first pass; Parse is deterministic
+		}
+		if ev.RequestReceived.IsZero() {
+			ev.RequestReceived = time.UnixMilli(le.Timestamp).UTC()
+		}
+		d.rules.Match(&ev, b.Cluster, func(r *rules.Rule, marks []int) {
+			agg.readd(r, marks, &ev)
+		})
+	}
+	for r := range agg.chosen {
+		sw := agg.sweeps[r]
+		d.log.WarnContext(ctx, "sources beyond the per-rule cap counted together",
+			slog.String("rule", r.ID), slog.Int("max_groups", d.maxGroups),
+			slog.Int64("requests", sw.agg.Count), slog.String("log_stream", b.LogStream))
+	}
 }
 
 // Merge adds o, an aggregate of the same (rule, group) from another batch,

@@ -26,6 +26,11 @@ type Group struct {
 	User        string   `json:"user,omitempty"`
 	Groups      []string `json:"groups,omitempty"`
 	UserAgent   string   `json:"user_agent,omitempty"`
+	// Sweep marks the group that holds, together, the requests of every
+	// group beyond the MaxGroups a rule tracks one by one in a batch: a
+	// sweep from more sources than a batch can afford to count apart.
+	// Only ClusterName is set beside it.
+	Sweep bool `json:"sweep,omitempty"`
 }
 
 // Aggregate is what one batch contributed to one (rule, group).

@@ -29,17 +29,34 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxLine bounds one audit line; 0 means audit.DefaultMaxSize.
 	MaxLine int
+	// MaxGroups bounds the groups one rule tracks one by one in a batch;
+	// the requests of the groups beyond it are counted together in the
+	// rule's sweep group (Group.Sweep). 0 means DefaultMaxGroups; a
+	// negative value means no bound, for whole-input reports.
+	MaxGroups int
 }
+
+// DefaultMaxGroups bounds the work a batch costs. Each group costs state
+// calls (a Query, an UpdateItem per minute it touched) and may be a
+// finding (a claim, a publish, a mark-sent); a delivery from 15,000
+// addresses would otherwise mean over 100,000 calls and hundreds of MB.
+// 200 groups for each of the default rules stay within a few MB and, at
+// about 10 ms a call, well within the function's timeout; a delivery,
+// seconds of one API server's log, rarely holds that many anonymous
+// sources unless a sweep is under way, and that is what the sweep group
+// then reports.
+const DefaultMaxGroups = 200
 
 // Detector runs the pipeline. It is safe for concurrent use if its State
 // and Publisher are.
 type Detector struct {
-	rules   *rules.Set
-	byID    map[string]*rules.Rule
-	state   State
-	pub     Publisher
-	log     *slog.Logger
-	maxLine int
+	rules     *rules.Set
+	byID      map[string]*rules.Rule
+	state     State
+	pub       Publisher
+	log       *slog.Logger
+	maxLine   int
+	maxGroups int
 }
 
 // New returns a Detector for cfg.
@@ -48,15 +65,19 @@ func New(cfg Config) (*Detector, error) {
 		return nil, errors.New("detect: no rules")
 	}
 	d := &Detector{
-		rules:   cfg.Rules,
-		byID:    make(map[string]*rules.Rule),
-		state:   cfg.State,
-		pub:     cfg.Publisher,
-		log:     cfg.Logger,
-		maxLine: cfg.MaxLine,
+		rules:     cfg.Rules,
+		byID:      make(map[string]*rules.Rule),
+		state:     cfg.State,
+		pub:       cfg.Publisher,
+		log:       cfg.Logger,
+		maxLine:   cfg.MaxLine,
+		maxGroups: cfg.MaxGroups,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.maxGroups == 0 {
+		d.maxGroups = DefaultMaxGroups
 	}
 	if d.maxLine <= 0 {
 		d.maxLine = audit.DefaultMaxSize
@@ -239,6 +260,7 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 		User:        a.Group.User,
 		Groups:      a.Group.Groups,
 		UserAgent:   a.Group.UserAgent,
+		Sweep:       a.Group.Sweep,
 		Count:       s.count,
 		Window:      formatDuration(r.Threshold.Window),
 		FirstSeen:   s.first,
@@ -299,7 +321,13 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 func summary(r *rules.Rule, f *Finding, why []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d %s", r.Title, f.Count, plural(f.Count, "request", "requests"))
-	if f.SrcIP != "" {
+	if f.Sweep {
+		n, at := f.Distinct[string(rules.FieldSrcIP)], ""
+		if slices.Contains(f.DistinctSaturated, string(rules.FieldSrcIP)) {
+			at = "at least "
+		}
+		fmt.Fprintf(&b, " from %s%d %s, a sweep from more sources than are counted one by one", at, n, plural(int64(n), "address", "addresses"))
+	} else if f.SrcIP != "" {
 		fmt.Fprintf(&b, " from %s (%s)", f.SrcIP, f.IPClass)
 	} else if f.User != "" {
 		fmt.Fprintf(&b, " by %s", f.User)

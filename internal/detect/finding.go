@@ -16,6 +16,10 @@ type Finding struct {
 	MITRE       []string `json:"mitre,omitempty"`
 	ClusterName string   `json:"cluster_name"`
 	LogGroup    string   `json:"log_group,omitempty"`
+	// Sweep reports that the finding covers, together, the sources beyond
+	// the groups a batch tracks one by one (detect.Config.MaxGroups): no
+	// SrcIP, and Distinct["src_ip"] counts the addresses.
+	Sweep bool `json:"sweep,omitempty"`
 	// SrcIP is the connection's address, the last entry of sourceIPs.
 	SrcIP   string `json:"src_ip,omitempty"`
 	IPClass string `json:"ip_class,omitempty"`

@@ -120,6 +120,8 @@ func chatDescription(v view, c caps) string {
 	var facts []string
 	if v.ip != "" {
 		facts = append(facts, fmt.Sprintf("*Source:* %s (%s), the connection's own address", cmd(v.ip), v.ipClass))
+	} else if v.sweep != "" {
+		facts = append(facts, "*Source:* "+v.sweep+", "+sweepNote)
 	} else {
 		facts = append(facts, "*Source:* unknown")
 	}

@@ -32,6 +32,8 @@ func EmailSubject(f *detect.Finding) string {
 	from := " from " + v.ip
 	switch {
 	case v.ip != "":
+	case v.sweep != "":
+		from = " from " + v.sweep
 	case f.User != "":
 		// Rules grouped by identity (a binding granted to anonymous
 		// users) name who did it: an identity the API server
@@ -91,8 +93,11 @@ func emailBody(v view, c caps) string {
 
 	b.WriteString("\nEVIDENCE\n")
 	source := "unknown (the event had no valid connection address)"
-	if v.ip != "" {
+	switch {
+	case v.ip != "":
 		source = v.ip + " (" + v.ipClass + "), the connection's own address, which the client cannot choose"
+	case v.sweep != "":
+		source = v.sweep + ", " + sweepNote
 	}
 	rows := [][2]string{
 		{"Severity", v.severity},

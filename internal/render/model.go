@@ -28,6 +28,9 @@ type view struct {
 	ipClass  string
 	uaClass  string
 	id       string
+	// sweep describes the sources of a sweep finding, e.g. "at least 128
+	// addresses", built from counts only; "" for any other finding.
+	sweep string
 }
 
 const unknownCluster = "CLUSTER"
@@ -62,6 +65,20 @@ func newView(f *detect.Finding) view {
 	if v.ipClass == "" {
 		v.ipClass = enrich.IPClass(v.ip)
 	}
+	if f.Sweep {
+		v.ip = ""
+		n := f.Distinct["src_ip"]
+		at := ""
+		for _, s := range f.DistinctSaturated {
+			if s == "src_ip" {
+				at = "at least "
+			}
+		}
+		v.sweep = fmt.Sprintf("%s%d addresses", at, n)
+		if n == 1 {
+			v.sweep = at + "1 address"
+		}
+	}
 	v.uaClass = token(f.UAClass, 20, idByte)
 	if v.uaClass == "" {
 		v.uaClass = uaClassOf(f)
@@ -94,6 +111,9 @@ func severityWord(s string) string {
 }
 
 func (v view) from() string {
+	if v.sweep != "" {
+		return v.sweep
+	}
 	if v.ip == "" {
 		return "an unknown address"
 	}
@@ -167,6 +187,9 @@ var fieldLabels = []struct{ key, label string }{
 
 // maxLists bounds the lists shown, whatever the finding holds.
 const maxLists = 24
+
+// sweepNote explains a sweep finding's source wherever it is named.
+const sweepNote = "counted together: the delivery held more sources than anonwatch counts one by one (it does so for the busiest), so the rest share one count; Source addresses lists a sample"
 
 const unverifiedNote = "UNVERIFIED: sent by the client in X-Forwarded-For or X-Real-IP; anyone can claim any address there"
 

@@ -32,6 +32,7 @@ var fixtures = []string{
 	"forbidden-burst",
 	"hostile",
 	"huge",
+	"sweep",
 }
 
 func loadFinding(t testing.TB, name string) *detect.Finding {

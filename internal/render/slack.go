@@ -77,8 +77,11 @@ func slackBlocks(v view, c caps) ([]byte, error) {
 	}
 
 	source := "unknown"
-	if v.ip != "" {
+	switch {
+	case v.ip != "":
 		source = cmd(v.ip) + " (" + v.ipClass + ")"
+	case v.sweep != "":
+		source = v.sweep + " (sweep)"
 	}
 	fields := []slackText{
 		mrkdwn("*Severity*\n" + severityEmoji(v.severity) + " " + v.severity),

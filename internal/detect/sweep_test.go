@@ -1,0 +1,184 @@
+package detect_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/memstate"
+	"github.com/anonwatch/anonwatch/internal/rules"
+	"github.com/anonwatch/anonwatch/internal/synth"
+)
+
+var sweepStart = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+
+// sweepBatch returns a batch of refused anonymous probes: one from each of
+// quiet addresses, then five from each of busy addresses, which come last
+// so that a cap on first arrival would miss them.
+func sweepBatch(quiet, busy int) *cwlogs.Batch {
+	var lines [][]byte
+	n := 0
+	probe := func(ip string) {
+		lines = append(lines, synth.Probe{
+			At:        sweepStart.Add(time.Duration(n) * 10 * time.Millisecond),
+			SrcIP:     ip,
+			UserAgent: "zgrab/0.x",
+			URI:       fmt.Sprintf("/api/v1/namespaces/team-%d/configmaps", n),
+		}.Line())
+		n++
+	}
+	for i := range quiet {
+		probe(fmt.Sprintf("198.18.%d.%d", i>>8, i&0xff))
+	}
+	for i := range busy {
+		for range 5 {
+			probe(fmt.Sprintf("198.19.0.%d", i))
+		}
+	}
+	b := synth.Batch(lines, "/aws/eks/demo/cluster", "kube-apiserver-audit-0", 1)
+	return &b
+}
+
+func sweepDetector(t *testing.T, max int, pub detect.Publisher) *detect.Detector {
+	t.Helper()
+	set, err := rules.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := memstate.New(func() time.Time { return sweepStart }, memstate.DefaultLease)
+	d, err := detect.New(detect.Config{Rules: set, State: st, Publisher: pub, MaxGroups: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestMaxGroups checks the per-batch bound on groups: each rule tracks its
+// busiest MaxGroups sources one by one and counts the rest in one sweep
+// aggregate, so no request is lost from the rule's total, and the choice
+// does not depend on the order of the batch.
+func TestMaxGroups(t *testing.T) {
+	// The probes match these default rules, each grouping by src_ip.
+	probeRules := []string{"anonymous-enumeration", "eks-cluster-scan", "unauthenticated-403-burst"}
+	tests := []struct {
+		name        string
+		max         int
+		quiet, busy int
+		wantTracked int // per rule
+		wantSwept   int64
+	}{
+		{name: "under the cap", max: 10, quiet: 6, busy: 4, wantTracked: 10},
+		{name: "busy sources kept", max: 10, quiet: 30, busy: 4, wantTracked: 10, wantSwept: 24},
+		{name: "busiest fill the cap", max: 3, quiet: 5, busy: 4, wantTracked: 3, wantSwept: 5 + 5},
+		{name: "no bound", max: -1, quiet: 300, busy: 2, wantTracked: 302},
+		{name: "default cap", max: 0, quiet: 250, busy: 0, wantTracked: detect.DefaultMaxGroups, wantSwept: 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := sweepDetector(t, tt.max, &recorder{})
+			b := sweepBatch(tt.quiet, tt.busy)
+			aggs, res := d.Aggregate(b)
+			total := int64(tt.quiet + 5*tt.busy)
+			if want := len(probeRules) * int(total); res.Matched != want {
+				t.Fatalf("matched %d, want %d", res.Matched, want)
+			}
+			for _, rule := range probeRules {
+				var tracked int
+				var sum, swept int64
+				busy := map[string]bool{}
+				for _, a := range aggs {
+					if a.Rule != rule {
+						continue
+					}
+					sum += a.Count
+					if a.Group.Sweep {
+						swept = a.Count
+						if a.Group.SrcIP != "" || a.Group.ClusterName != "demo" {
+							t.Errorf("%s: sweep group %+v, want only the cluster", rule, a.Group)
+						}
+						if !strings.Contains(a.Key, "#*#") {
+							t.Errorf("%s: sweep key %q", rule, a.Key)
+						}
+						continue
+					}
+					tracked++
+					if strings.HasPrefix(a.Group.SrcIP, "198.19.") {
+						busy[a.Group.SrcIP] = true
+					}
+				}
+				if sum != total {
+					t.Errorf("%s: counts add up to %d, want every request, %d", rule, sum, total)
+				}
+				if tracked != tt.wantTracked || swept != tt.wantSwept {
+					t.Errorf("%s: %d tracked, %d swept; want %d, %d", rule, tracked, swept, tt.wantTracked, tt.wantSwept)
+				}
+				if want := min(tt.busy, tt.wantTracked); len(busy) != want {
+					t.Errorf("%s: %d of the busy sources tracked, want %d", rule, len(busy), want)
+				}
+			}
+
+			// The same lines in another order make the same aggregates.
+			shuffled := *b
+			shuffled.Events = append([]cwlogs.LogEvent(nil), b.Events...)
+			rand.New(rand.NewPCG(1, 2)).Shuffle(len(shuffled.Events), func(i, j int) {
+				shuffled.Events[i], shuffled.Events[j] = shuffled.Events[j], shuffled.Events[i]
+			})
+			again, _ := d.Aggregate(&shuffled)
+			if diff := cmp.Diff(aggs, again); diff != "" {
+				t.Errorf("aggregates depend on the batch's order (-first +shuffled):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSweepFinding checks the finding a sweep makes, and that a retried
+// batch publishes it once.
+func TestSweepFinding(t *testing.T) {
+	pub := &recorder{}
+	d := sweepDetector(t, 10, pub)
+	b := sweepBatch(30, 0)
+	for attempt := range 2 {
+		if _, err := d.Process(context.Background(), b); err != nil {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+	}
+	var sweeps []*detect.Finding
+	perIP := 0
+	for _, f := range pub.got {
+		if f.Sweep {
+			sweeps = append(sweeps, f)
+		} else if f.Rule == "eks-cluster-scan" {
+			perIP++
+		}
+	}
+	if perIP != 10 {
+		t.Errorf("%d per-address eks-cluster-scan findings, want 10", perIP)
+	}
+	// eks-cluster-scan (threshold 1) and anonymous-enumeration (20 paths
+	// >= 6) fire; the 403 burst counts 20 requests >= 6 too.
+	got := map[string]string{}
+	for _, f := range sweeps {
+		if f.SrcIP != "" || f.Count != 20 || f.Distinct["src_ip"] != 20 {
+			t.Errorf("%s: src_ip %q count %d distinct %v, want no address, 20 requests from 20 addresses", f.Rule, f.SrcIP, f.Count, f.Distinct)
+		}
+		if len(f.Values["src_ip"]) == 0 {
+			t.Errorf("%s: no sample of the addresses", f.Rule)
+		}
+		got[f.Rule] = f.Summary
+	}
+	want := map[string]string{
+		"eks-cluster-scan":          "Anonymous requests to the Kubernetes API: 20 requests from 20 addresses, a sweep from more sources than are counted one by one on cluster demo within 1h; medium because the source sent 10 or more requests and the source tried 3 or more paths",
+		"anonymous-enumeration":     "Anonymous API enumeration: 20 requests from 20 addresses, a sweep from more sources than are counted one by one on cluster demo within 1h with 20 distinct path values (threshold 6)",
+		"unauthenticated-403-burst": "Burst of refused unauthenticated requests: 20 requests from 20 addresses, a sweep from more sources than are counted one by one on cluster demo within 30m (threshold 6)",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("sweep findings, published once each (-want +got):\n%s", diff)
+	}
+}
