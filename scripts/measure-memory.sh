@@ -7,8 +7,6 @@
 # goaws the test starts on free ports of its own (peak RSS).
 #
 #   scripts/measure-memory.sh
-#   DISTRIBUTED=1 scripts/measure-memory.sh   # also flood-distributed under the
-#                                             # emulator: minutes of dynalite
 #
 # docs/performance.md records and explains the figures.
 set -euo pipefail
@@ -18,6 +16,5 @@ scripts/tools.sh
 
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 go test -count=1 -run '^TestMemoryEnvelope$' -v ./internal/perf/
-ANONWATCH_BIN="$PWD/.bin" ANONWATCH_PERF_DISTRIBUTED="${DISTRIBUTED:-0}" \
-	go test -count=1 -timeout 30m -tags integration -run '^TestBootstrapPeakRSS$' -v ./internal/perf/
+ANONWATCH_BIN="$PWD/.bin" go test -count=1 -timeout 30m -tags integration -run '^TestBootstrapPeakRSS$' -v ./internal/perf/
 echo "load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -27,7 +27,7 @@ const (
 const usage = `usage: anonwatch <command> [flags] [args]
 
 commands:
-  replay [--rules FILE] [--cluster NAME] [--report] [--table NAME] FILE...
+  replay [--rules FILE] [--cluster NAME] [--report] [--table NAME] [--max-payload MIB] FILE...
         run the detector over audit logs (FILE may be -, a folder, or .gz)
   rules check FILE      validate a rule file
   rules list [--rules FILE]

@@ -6,14 +6,17 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/synth"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -226,3 +229,55 @@ func TestExitCodes(t *testing.T) {
 }
 
 func jsonIndent(buf *bytes.Buffer, p []byte) error { return json.Indent(buf, p, "", "  ") }
+
+// TestMaxPayload replays a delivery larger than the bound it is given: the
+// function's bound refuses it, as the function did, and --max-payload
+// raised past it reads it, as when replaying the dead-letter queue.
+func TestMaxPayload(t *testing.T) {
+	var lines [][]byte
+	for i := range 1400 {
+		lines = append(lines, synth.Probe{
+			At:        time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond),
+			SrcIP:     "198.51.100.9",
+			UserAgent: "zgrab/0.x",
+			URI:       fmt.Sprintf("/api/v1/namespaces/ns-%d/secrets", i%40),
+		}.Line())
+	}
+	b := synth.Batch(lines, "/aws/eks/big/cluster", "s", 1)
+	env, err := cwlogs.Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := cwlogs.EncodePayload(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(payload) < 1<<20 || len(payload) > 2<<20 {
+		t.Fatalf("payload is %d bytes, want between 1 and 2 MiB", len(payload))
+	}
+	p := filepath.Join(t.TempDir(), "dead-letter.json")
+	if err := os.WriteFile(p, env, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		max      string
+		want     int
+		findings bool
+		msg      string
+	}{
+		{"1", exitUsage, false, "payload exceeds limit"},
+		{"2", exitOK, true, ""},
+		{"0", exitUsage, false, "--max-payload must be"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.max, func(t *testing.T) {
+			code, out, stderr := runCLI(t, "", "replay", "--max-payload", tt.max, p)
+			if code != tt.want || (out != "") != tt.findings {
+				t.Errorf("exit %d with findings %v, want %d, %v; stderr:\n%s", code, out != "", tt.want, tt.findings, stderr)
+			}
+			if !strings.Contains(stderr, tt.msg) {
+				t.Errorf("stderr lacks %q:\n%s", tt.msg, stderr)
+			}
+		})
+	}
+}

@@ -34,8 +34,9 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	cluster := fs.String("cluster", "local", "cluster name for input that carries no log group")
 	report := fs.Bool("report", false, "print the aggregate table over the whole input, ignoring thresholds, windows and suppression")
 	table := fs.String("table", "", "use this DynamoDB table for state instead of memory (honours AWS_ENDPOINT_URL_DYNAMODB)")
+	maxPayload := fs.Int64("max-payload", cwlogs.DefaultLimits.MaxDecompressed>>20, "largest decompressed subscription payload to read, in MiB: the function's bound; raise it to replay a delivery the function refused")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--report] [--table NAME] FILE...")
+		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--report] [--table NAME] [--max-payload MIB] FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -43,6 +44,10 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
+		return exitUsage
+	}
+	if *maxPayload <= 0 || *maxPayload > 1<<20 {
+		fmt.Fprintln(stderr, "anonwatch replay: --max-payload must be between 1 and 1048576 (MiB)")
 		return exitUsage
 	}
 	if *report && *table != "" {
@@ -60,7 +65,9 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return exitUsage
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	rd := &reader{cluster: *cluster, lim: cwlogs.DefaultLimits, maxLine: audit.DefaultMaxSize}
+	lim := cwlogs.DefaultLimits
+	lim.MaxDecompressed = *maxPayload << 20
+	rd := &reader{cluster: *cluster, lim: lim, maxLine: audit.DefaultMaxSize}
 
 	var (
 		state detect.State

@@ -37,8 +37,8 @@ type Limits struct {
 	MaxDecompressed int64
 }
 
-// DefaultLimits accepts every payload CloudWatch Logs and Lambda can deliver
-// and refuses a gzip bomb after inflating at most 64 MiB.
+// DefaultLimits accepts every payload CloudWatch Logs can deliver from real
+// audit traffic and refuses a gzip bomb after inflating at most 32 MiB.
 //
 // The service limits they are derived from (AWS documentation, 2025):
 //   - CloudWatch Logs PutLogEvents: one log event is at most 1 MB (it was
@@ -52,18 +52,22 @@ type Limits struct {
 // compressed bound never refuses a real delivery; it only caps what the CLI
 // will read from a file.
 //
-// MaxDecompressed is 64 MiB. AWS documents no bound on the uncompressed size
+// MaxDecompressed is 32 MiB. AWS documents no bound on the uncompressed size
 // of a delivery, only the 1 MB invocation, which holds about 786 KB of gzip
 // after base64. How far that inflates depends on how alike the lines are.
 // Measured on internal/synth output: a cluster's mixed traffic compresses
 // 16x (786 KB would inflate to 13 MB), a flood of identical anonymous probes
-// 24x (19 MB), repeated node status patches 35x (27 MB). A bound under those
+// 21x (16 MB), repeated node status patches 35x (27 MB). A bound under those
 // would let the very flood anonwatch must report make its batches too large
-// to read. 64 MiB is over twice the largest; the function needs memory for
-// one such buffer (256 MB or more is comfortable).
+// to read. Only lines an attacker pads to compress better still (1 MB
+// request URIs of one repeated string inflate 500x) reach the bound; the
+// function holds the payload whole, so the bound is also what keeps such a
+// delivery inside 128 MB (docs/performance.md). A refused delivery fails
+// the invocation and, after Lambda's retries, lands in the dead-letter
+// queue, from which `anonwatch replay --max-payload` can read it.
 var DefaultLimits = Limits{
 	MaxCompressed:   6 << 20,
-	MaxDecompressed: 64 << 20,
+	MaxDecompressed: 32 << 20,
 }
 
 func (l Limits) orDefault() Limits {

@@ -169,8 +169,9 @@ func withNested(line []byte, depth int) []byte {
 func filler(n int) [][]byte {
 	lines := make([][]byte, n)
 	for i := range lines {
-		at := hostileStart.Add(time.Duration(i) * time.Millisecond).Format("2006-01-02T15:04:05.000000Z")
-		lines[i] = fmt.Appendf(nil, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"00000000-0000-4000-8000-%012d","stage":"ResponseComplete","requestURI":"/readyz","verb":"get","user":{"username":"system:node:ip-10-0-1-2"},"sourceIPs":["10.0.1.2"],"responseStatus":{"code":200},"requestReceivedTimestamp":"%s","stageTimestamp":"%s"}`, i, at, at)
+		// Short lines: 100,000 of them must fit the decoder's 32 MiB
+		// payload bound.
+		lines[i] = fmt.Appendf(nil, `{"apiVersion":"audit.k8s.io/v1","auditID":"%d","stage":"ResponseComplete","requestURI":"/readyz","verb":"get","user":{"username":"system:node:n1"},"sourceIPs":["10.0.1.2"]}`, i)
 	}
 	return lines
 }
@@ -301,18 +302,17 @@ var hostileCases = []hostileCase{
 	},
 	{
 		// 98,997 routine lines, 1,000 requests of a scan and the valid
-		// part: about 54 MB of payload, inside cwlogs.DefaultLimits (64 MiB
+		// part: 30.3 MiB of payload, inside cwlogs.DefaultLimits (32 MiB
 		// inflated, 6 MiB compressed), as encodeFast checks.
 		name: "100,000 log events",
 		event: func(t testing.TB) []byte {
 			return encodeFast(t, bigBatch("many", with(append(filler(100000-1000-3), scan100(1000)...), validPart()...)))
 		},
 		counters: map[string]int{"events": 100000, "filtered": 100000 - 1003, "parsed": 1003, "findings_published": 4},
-		// The event is 2.6 MB: only a synchronous invoke (6 MB) can
-		// carry it, never CloudWatch Logs (asynchronous, 1 MB). Its 54 MB
-		// payload needs more than MemorySize; the bound is what
-		// cwlogs.DefaultLimits documents for its 64 MiB payload bound.
-		maxMiB: 256,
+		// The event is over 1 MB: only a synchronous invoke (6 MB) can
+		// carry it, never CloudWatch Logs (asynchronous, 1 MB). Even so
+		// it must fit the function's MemorySize.
+		maxMiB: 128,
 		findings: []outcome{
 			{Rule: "anonymous-enumeration", SrcIP: "198.51.100.77", Severity: "medium", Count: 1000},
 			{Rule: "eks-cluster-scan", SrcIP: "198.51.100.77", Severity: "medium", Count: 1000},
