@@ -79,6 +79,7 @@ type aggregator struct {
 	// chosen, in the second pass, holds the groups an overflowing rule
 	// tracks one by one; the rule's other requests go to its sweep.
 	chosen map[*rules.Rule]map[groupID]bool
+	swept  map[*rules.Rule]int // groups each rule's sweep holds
 	sweeps map[*rules.Rule]*aggBuilder
 }
 
@@ -197,6 +198,7 @@ func (a *aggregator) choose() {
 	}
 	a.chosen = make(map[*rules.Rule]map[groupID]bool, len(a.over))
 	a.sweeps = make(map[*rules.Rule]*aggBuilder, len(a.over))
+	a.swept = make(map[*rules.Rule]int, len(a.over))
 	for r, counts := range a.over {
 		cs := make([]cand, 0, len(counts)+a.open[r])
 		for id, n := range counts {
@@ -219,6 +221,7 @@ func (a *aggregator) choose() {
 			keep[c.id] = true
 		}
 		a.chosen[r] = keep
+		a.swept[r] = len(cs) - a.max
 	}
 	a.over = nil
 }
@@ -239,6 +242,7 @@ func (a *aggregator) readd(r *rules.Rule, marks []int, ev *audit.Event) {
 		}
 	} else if ab = a.sweeps[r]; ab == nil {
 		ab = newBuilder(r, Group{ClusterName: a.cluster, Sweep: true})
+		ab.agg.Sources = a.swept[r]
 		a.sweeps[r] = ab
 	}
 	ab.add(ev, marks, a.cluster)

@@ -49,6 +49,10 @@ type Aggregate struct {
 	// keyed by field name, each keeping the ReportValuesCap smallest.
 	Values          map[string][]string
 	ValuesTruncated bool
+	// Sources is, for a sweep group, the number of groups whose requests
+	// the batch counted in it: exact, where the window's distinct address
+	// count saturates at DistinctCap a bucket.
+	Sources int
 }
 
 // Bucket is one BucketWidth of a group's activity.

@@ -311,6 +311,17 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 			f.DistinctSaturated = append(f.DistinctSaturated, fld)
 		}
 	}
+	if a.Group.Sweep && a.Sources > f.Distinct[string(rules.FieldSrcIP)] {
+		// The batch alone held more addresses than the window's sets
+		// keep: a better lower bound.
+		if f.Distinct == nil {
+			f.Distinct = map[string]int{}
+		}
+		f.Distinct[string(rules.FieldSrcIP)] = a.Sources
+		if !slices.Contains(f.DistinctSaturated, string(rules.FieldSrcIP)) {
+			f.DistinctSaturated = append(f.DistinctSaturated, string(rules.FieldSrcIP))
+		}
+	}
 	slices.Sort(f.DistinctSaturated)
 	f.Summary = summary(r, f, why)
 	return f

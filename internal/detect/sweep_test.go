@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +181,31 @@ func TestSweepFinding(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("sweep findings, published once each (-want +got):\n%s", diff)
+	}
+}
+
+// TestSweepAddressCount checks the address count of a sweep wider than a
+// bucket's distinct set: the batch's own count is the better lower bound.
+func TestSweepAddressCount(t *testing.T) {
+	pub := &recorder{}
+	d := sweepDetector(t, 10, pub)
+	if _, err := d.Process(context.Background(), sweepBatch(300, 0)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range pub.got {
+		if !f.Sweep {
+			continue
+		}
+		n++
+		if f.Distinct["src_ip"] != 290 || !slices.Contains(f.DistinctSaturated, "src_ip") {
+			t.Errorf("%s: distinct %v saturated %v, want at least 290 addresses", f.Rule, f.Distinct, f.DistinctSaturated)
+		}
+		if !strings.Contains(f.Summary, "from at least 290 addresses") {
+			t.Errorf("%s: summary %q", f.Rule, f.Summary)
+		}
+	}
+	if n != 3 {
+		t.Errorf("%d sweep findings, want 3", n)
 	}
 }
