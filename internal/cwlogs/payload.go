@@ -86,7 +86,7 @@ func parsePayload(buf []byte, keep func([]byte) bool) (Batch, bool) {
 			b.LogStream, end, ok = stringValue(buf, i)
 			return end, seenLogStream, ok
 		case "logEvents":
-			b.Events, end, ok = logEvents(buf, i)
+			b.Events, end, ok = logEvents(buf, i, keep)
 			return end, seenLogEvents, ok
 		}
 		end, ok = jsonscan.SkipValue(buf, i, 1)
@@ -100,8 +100,8 @@ func parsePayload(buf []byte, keep func([]byte) bool) (Batch, bool) {
 		raw := b.Events[k].Message
 		switch {
 		case raw == nil:
-		case keep != nil && !keep(raw):
-			b.Events[k].Message, b.Events[k].Dropped = nil, true
+		case b.Events[k].Dropped:
+			b.Events[k].Message = nil
 		case !utf8.Valid(raw):
 			// U+FFFD is longer than the byte it replaces.
 			m := jsonscan.AppendUnescaped(make([]byte, 0, len(raw)), raw)
@@ -116,10 +116,34 @@ func parsePayload(buf []byte, keep func([]byte) bool) (Batch, bool) {
 	return b, true
 }
 
+// detachKept moves the messages of b into storage of their own, out of the
+// payload buffer of n bytes they were decoded in, when they are few: at
+// most an eighth of it. It reports whether it did; if so, b no longer
+// refers to the payload buffer, which can be reused. The bound keeps the
+// copy cheap and the memory it adds, while both are live, small.
+func detachKept(b *Batch, n int) bool {
+	var kept int
+	for _, e := range b.Events {
+		kept += len(e.Message)
+	}
+	if kept > n/8 {
+		return false
+	}
+	buf := make([]byte, 0, kept)
+	for k, e := range b.Events {
+		if e.Message != nil {
+			start := len(buf)
+			buf = append(buf, e.Message...)
+			b.Events[k].Message = buf[start:len(buf):len(buf)]
+		}
+	}
+	return true
+}
+
 // logEvents parses the array at buf[i]; each event's Message is left as the
 // raw contents of its string literal, to be unescaped once the whole payload
 // is known to be valid.
-func logEvents(buf []byte, i int) ([]LogEvent, int, bool) {
+func logEvents(buf []byte, i int, keep func([]byte) bool) ([]LogEvent, int, bool) {
 	if i >= len(buf) || buf[i] != '[' {
 		return nil, 0, false
 	}
@@ -129,40 +153,84 @@ func logEvents(buf []byte, i int) ([]LogEvent, int, bool) {
 	}
 	var events []LogEvent
 	for {
-		var e LogEvent
-		var ok bool
-		i, ok = object(buf, i, eventKeys, func(key []byte, i int) (end, bit int, ok bool) {
-			switch string(key) {
-			case "id":
-				e.ID, end, ok = stringValue(buf, i)
-				return end, seenID, ok
-			case "timestamp":
-				e.Timestamp, end, ok = intValue(buf, i)
-				return end, seenTimestamp, ok
-			case "message":
-				if i >= len(buf) || buf[i] != '"' {
-					return 0, 0, false
+		e, end, ok := cloudWatchEvent(buf, i)
+		if !ok {
+			e = LogEvent{}
+			end, ok = object(buf, i, eventKeys, func(key []byte, i int) (end, bit int, ok bool) {
+				switch string(key) {
+				case "id":
+					e.ID, end, ok = stringValue(buf, i)
+					return end, seenID, ok
+				case "timestamp":
+					e.Timestamp, end, ok = intValue(buf, i)
+					return end, seenTimestamp, ok
+				case "message":
+					if i >= len(buf) || buf[i] != '"' {
+						return 0, 0, false
+					}
+					if end, _, ok = jsonscan.SkipString(buf, i); ok {
+						e.Message = buf[i+1 : end-1]
+					}
+					return end, seenMessage, ok
 				}
-				if end, _, ok = jsonscan.SkipString(buf, i); ok {
-					e.Message = buf[i+1 : end-1]
-				}
-				return end, seenMessage, ok
-			}
-			end, ok = jsonscan.SkipValue(buf, i, 3)
-			return end, 0, ok
-		})
+				end, ok = jsonscan.SkipValue(buf, i, 3)
+				return end, 0, ok
+			})
+		}
 		if !ok {
 			return nil, 0, false
 		}
+		if e.Message != nil && keep != nil {
+			// keep reads the whole message: now it is still in cache,
+			// which measured 4% faster than a pass after the payload.
+			e.Dropped = !keep(e.Message)
+		}
 		events = append(events, e)
 		var done bool
-		if i, done, ok = jsonscan.Next(buf, i, ']'); !ok {
+		if i, done, ok = jsonscan.Next(buf, end, ']'); !ok {
 			return nil, 0, false
 		}
 		if done {
 			return events, i, true
 		}
 	}
+}
+
+// cloudWatchEvent parses the event at buf[i] when it is written as
+// CloudWatch Logs writes one, {"id":"<digits>","timestamp":<integer>,
+// "message":"<string>"}, and reports false for anything else, which object
+// then parses. It decodes what object decodes: the id needs no unescaping,
+// the keys are the field names as they are spelled, and none repeats.
+// object's way (keys matched against the names, a call per member) made
+// decoding a batch of synthetic EKS lines 7% slower.
+func cloudWatchEvent(buf []byte, i int) (e LogEvent, end int, ok bool) {
+	const idKey, timestampKey, messageKey = `{"id":"`, `","timestamp":`, `,"message":"`
+	if !hasPrefixAt(buf, i, idKey) {
+		return LogEvent{}, 0, false
+	}
+	i += len(idKey)
+	j := i
+	for j < len(buf) && '0' <= buf[j] && buf[j] <= '9' {
+		j++
+	}
+	if !hasPrefixAt(buf, j, timestampKey) {
+		return LogEvent{}, 0, false
+	}
+	id := buf[i:j]
+	if e.Timestamp, j, ok = intValue(buf, j+len(timestampKey)); !ok || !hasPrefixAt(buf, j, messageKey) {
+		return LogEvent{}, 0, false
+	}
+	i = j + len(messageKey) - 1 // the message's opening quote
+	if end, _, ok = jsonscan.SkipString(buf, i); !ok || end >= len(buf) || buf[end] != '}' {
+		return LogEvent{}, 0, false
+	}
+	e.ID, e.Message = string(id), buf[i+1:end-1]
+	return e, end + 1, true
+}
+
+// hasPrefixAt reports whether buf[i:] begins with prefix.
+func hasPrefixAt(buf []byte, i int, prefix string) bool {
+	return len(buf)-i >= len(prefix) && string(buf[i:i+len(prefix)]) == prefix
 }
 
 // object parses the object at buf[i] == '{' and returns the index after

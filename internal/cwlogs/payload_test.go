@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/anonwatch/anonwatch/internal/jsonscan"
 )
 
 var payloadSeeds = []string{
@@ -22,6 +24,7 @@ var payloadSeeds = []string{
 	`{"messag\u0065Type":"DATA_MESSAGE"}`,
 	`{"meſſageType":"DATA_MESSAGE"}`,
 	` { "messageType" : "DATA_MESSAGE" , "logEvents" : [ ] } `,
+	`{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":-5,"message":""},{"id":"2","timestamp":7,"message":"a\"b\\"},{"id":"3","timestamp":8,"message":"c","extractedFields":{}}]}`,
 	`[]`, `null`, `"x"`, `{`, `{"messageType":"DATA_MESSAGE"} x`,
 }
 
@@ -48,7 +51,55 @@ func FuzzDecodePayload(f *testing.F) {
 				t.Fatalf("event %d: message has len %d, cap %d; appending would overwrite the next", i, len(e.Message), cap(e.Message))
 			}
 		}
+		checkKeep(t, payload)
 	})
+}
+
+// checkKeep checks the fast path with a keep function against the fast
+// path without: the same outcome, and each event with a message is kept
+// whole or dropped as keep said when it saw the message, escaped.
+func checkKeep(t *testing.T, payload []byte) {
+	t.Helper()
+	var seen [][]byte
+	keep := func(escaped []byte) bool {
+		seen = append(seen, bytes.Clone(escaped))
+		return len(seen)%2 == 0
+	}
+	got, ok := parsePayload(bytes.Clone(payload), keep)
+	all, allOK := parsePayload(bytes.Clone(payload), nil)
+	if ok != allOK {
+		t.Fatalf("fast path with keep ok = %v, without %v", ok, allOK)
+	}
+	if !ok {
+		return
+	}
+	var k int // index into seen
+	for i, e := range all.Events {
+		g := got.Events[i]
+		if e.Message == nil {
+			if diff := cmp.Diff(e, g); diff != "" {
+				t.Fatalf("event %d without a message differs with keep (-want +got):\n%s", i, diff)
+			}
+			continue
+		}
+		if k >= len(seen) {
+			t.Fatalf("keep saw %d messages; event %d has one", len(seen), i)
+		}
+		if want := string(jsonscan.AppendUnescaped(nil, seen[k])); want != string(e.Message) {
+			t.Fatalf("event %d: keep saw %q, which decodes to %q, not the message %q", i, seen[k], want, e.Message)
+		}
+		k++
+		want := e
+		if k%2 != 0 {
+			want.Message, want.Dropped = nil, true
+		}
+		if diff := cmp.Diff(want, g); diff != "" {
+			t.Fatalf("event %d with keep (-want +got):\n%s", i, diff)
+		}
+	}
+	if k != len(seen) {
+		t.Fatalf("keep saw %d messages, the batch has %d", len(seen), k)
+	}
 }
 
 func TestPayloadSeedsAgree(t *testing.T) {

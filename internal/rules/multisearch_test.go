@@ -77,6 +77,61 @@ func TestMultiSearchAgrees(t *testing.T) {
 	}
 }
 
+// TestMultiSearchQuarters puts a literal at every position of texts long
+// enough to be searched in quarters, so that it straddles each boundary
+// between them, over filler that half-matches the literals.
+func TestMultiSearchQuarters(t *testing.T) {
+	lits := [][]byte{[]byte("system:anonymous"), []byte("system:unauthenticated"), []byte("rolebindings")}
+	s := newMultiSearch(lits)
+	for _, n := range []int{4*minQuarter + 11, 4*minQuarter + 12, 1000, 2053} {
+		filler := bytes.Repeat([]byte(`system:authenticated\",rolebinding \"system:anonymou\",`), n/50+1)[:n]
+		if s.contains(filler) {
+			t.Fatalf("filler of %d bytes contains a literal", n)
+		}
+		for _, l := range lits {
+			for at := 0; at+len(l) <= n; at++ {
+				text := bytes.Clone(filler)
+				copy(text[at:], l)
+				if got, want := s.contains(text), naiveContains(text, lits); got != want {
+					t.Fatalf("%q at %d of %d bytes: contains = %v, want %v", l, at, n, got, want)
+				}
+			}
+		}
+	}
+}
+
+// TestMultiSearchAgreesLong is TestMultiSearchAgrees on texts long enough
+// to be searched in quarters.
+func TestMultiSearchAgreesLong(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const alphabet = "abcs:y"
+	randBytes := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		return b
+	}
+	var hits int
+	for i := 0; i < 5000; i++ {
+		lits := make([][]byte, 1+r.IntN(4))
+		for j := range lits {
+			lits[j] = randBytes(4 + r.IntN(4))
+		}
+		text := randBytes(4*minQuarter + r.IntN(2000))
+		want := naiveContains(text, lits)
+		if want {
+			hits++
+		}
+		if got := newMultiSearch(lits).contains(text); got != want {
+			t.Fatalf("contains(%q, %q) = %v, want %v", text, lits, got, want)
+		}
+	}
+	if hits < 500 || hits > 4500 {
+		t.Errorf("%d of 5000 random cases contain a literal: the test does not exercise both outcomes", hits)
+	}
+}
+
 func FuzzMultiSearch(f *testing.F) {
 	f.Add([]byte(`{"user":{"username":"system:anonymous"}}`), []byte("system:anonymous"), []byte("rolebindings"))
 	f.Add([]byte("xxab"), []byte("ab"), []byte("b"))
@@ -85,8 +140,14 @@ func FuzzMultiSearch(f *testing.F) {
 			return
 		}
 		lits := [][]byte{a, b}
-		if got, want := newMultiSearch(lits).contains(text), naiveContains(text, lits); got != want {
+		s := newMultiSearch(lits)
+		if got, want := s.contains(text), naiveContains(text, lits); got != want {
 			t.Fatalf("contains(%q, %q) = %v, want %v", text, lits, got, want)
+		}
+		// The text repeated, long enough to be searched in quarters.
+		long := bytes.Repeat(text, 4*minQuarter/(len(text)+1)+1)
+		if got, want := s.contains(long), naiveContains(long, lits); got != want {
+			t.Fatalf("contains(%q, %q) = %v, want %v", long, lits, got, want)
 		}
 	})
 }
