@@ -110,6 +110,10 @@ type delivery struct {
 	// event is within asyncInvokeLimit. Only these are held to the
 	// memory budget.
 	async bool
+	// aggregates and findings, when not zero, are what the delivery must
+	// make on fresh state: the groups bound (detect.DefaultMaxGroups)
+	// holds a sweep to 3 rules × 200 sources + 3 sweep groups.
+	aggregates, findings int
 	// withLimit asks for a second measurement with GOMEMLIMIT set to
 	// gomemlimit, the setting docs/performance.md proposes.
 	withLimit bool
@@ -123,6 +127,8 @@ var deliveries = []delivery{
 		lines:      floodOneSource,
 		eventLimit: asyncInvokeLimit,
 		async:      true,
+		aggregates: 3,
+		findings:   3,
 	},
 	{
 		name:       "flood-distributed",
@@ -130,6 +136,8 @@ var deliveries = []delivery{
 		lines:      floodDistributed,
 		eventLimit: asyncInvokeLimit,
 		async:      true,
+		aggregates: 603,
+		findings:   203, // 200 sources of eks-cluster-scan (threshold 1) and 3 sweeps
 	},
 	{
 		name:       "flood-distributed-2000",
@@ -138,6 +146,8 @@ var deliveries = []delivery{
 		fixed:      2000,
 		eventLimit: asyncInvokeLimit,
 		async:      true,
+		aggregates: 603,
+		findings:   203,
 	},
 	{
 		name:         "max-size-events",

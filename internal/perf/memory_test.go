@@ -386,6 +386,9 @@ func TestMemoryEnvelope(t *testing.T) {
 				if !d.refused && m.Result.Events != f.Events {
 					t.Errorf("%s (%s): %d events handled, want %d", d.name, mode, m.Result.Events, f.Events)
 				}
+				if d.aggregates != 0 && m.Result.Aggregates != d.aggregates {
+					t.Errorf("%s (%s): %d aggregates, want %d", d.name, mode, m.Result.Aggregates, d.aggregates)
+				}
 				if !d.refused && m.Result.Matched == 0 {
 					t.Errorf("%s (%s): no rule matched: the delivery would not exercise aggregation", d.name, mode)
 				}

@@ -67,6 +67,9 @@ func TestBootstrapPeakRSS(t *testing.T) {
 			if !d.refused && (r.errType != "" || r.summary["events"] != float64(files[d.name].Events)) {
 				t.Errorf("%s: function error %q (%s), summary %v; want %d events handled", d.name, r.errType, r.errMsg, r.summary, files[d.name].Events)
 			}
+			if d.findings != 0 && r.summary["findings_published"] != float64(d.findings) {
+				t.Errorf("%s: findings_published %v, want %d", d.name, r.summary["findings_published"], d.findings)
+			}
 			if lim != "" || !d.async {
 				continue
 			}
