@@ -160,7 +160,7 @@ func newBuilder(r *rules.Rule, g Group) *aggBuilder {
 }
 
 // add adds ev to the group of r it belongs to. Once r has opened max groups
-// in the batch, a request of a new group is only counted, and finish
+// in the batch, a request of a new group is only counted, and choose
 // decides which groups r tracks.
 func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 	id := groupIDOf(r, ev, a.cluster)
@@ -457,11 +457,7 @@ func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate,
 			skip(SkipStage, le.ID, nil)
 			continue
 		}
-		if ev.RequestReceived.IsZero() {
-			// Without a time a request has no window; CloudWatch's own
-			// ingestion time is the best stand-in.
-			ev.RequestReceived = time.UnixMilli(le.Timestamp).UTC()
-		}
+		defaultTime(&ev, le)
 		res.Parsed++
 		n := res.Matched
 		d.rules.Match(&ev, b.Cluster, func(r *rules.Rule, marks []int) {
@@ -484,6 +480,14 @@ func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate,
 	return out, res
 }
 
+// defaultTime gives a request without a time CloudWatch's ingestion time,
+// the best stand-in: without one it would have no window.
+func defaultTime(ev *audit.Event, le *cwlogs.LogEvent) {
+	if ev.RequestReceived.IsZero() {
+		ev.RequestReceived = time.UnixMilli(le.Timestamp).UTC()
+	}
+}
+
 // regroup is the second pass over a batch in which some rule met more than
 // MaxGroups groups: it parses the matched lines again and sends each
 // overflowing rule's requests to the groups choose kept or to the rule's
@@ -498,9 +502,7 @@ func (d *Detector) regroup(ctx context.Context, b *cwlogs.Batch, agg *aggregator
 		if err != nil {
 			continue // it parsed in the first pass; Parse is deterministic
 		}
-		if ev.RequestReceived.IsZero() {
-			ev.RequestReceived = time.UnixMilli(le.Timestamp).UTC()
-		}
+		defaultTime(&ev, le)
 		d.rules.Match(&ev, b.Cluster, func(r *rules.Rule, marks []int) {
 			agg.readd(r, marks, &ev)
 		})
