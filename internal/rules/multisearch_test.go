@@ -46,34 +46,56 @@ func TestMultiSearch(t *testing.T) {
 
 // TestMultiSearchAgrees compares the search with bytes.Contains on random
 // texts over a small alphabet, where partial matches and hash collisions
-// are frequent.
+// are frequent: short texts, and texts long enough to be searched in
+// quarters.
 func TestMultiSearchAgrees(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
+	tests := []struct {
+		name            string
+		seed            uint64
+		cases           int
+		minLit          int // literals of minLit to minLit+5 bytes (long: +3)
+		minText, spread int
+		// Both outcomes must occur: between minHits and maxHits cases
+		// contain a literal.
+		minHits, maxHits int
+	}{
+		{name: "short", seed: 1, cases: 20000, minLit: 2, minText: 0, spread: 80, minHits: 1000, maxHits: 19000},
+		{name: "long", seed: 3, cases: 5000, minLit: 4, minText: 4 * minQuarter, spread: 2000, minHits: 500, maxHits: 4500},
+	}
 	const alphabet = "abcs:y"
-	randBytes := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = alphabet[r.IntN(len(alphabet))]
-		}
-		return b
-	}
-	var hits int
-	for i := 0; i < 20000; i++ {
-		lits := make([][]byte, 1+r.IntN(4))
-		for j := range lits {
-			lits[j] = randBytes(2 + r.IntN(6))
-		}
-		text := randBytes(r.IntN(80))
-		want := naiveContains(text, lits)
-		if want {
-			hits++
-		}
-		if got := newMultiSearch(lits).contains(text); got != want {
-			t.Fatalf("contains(%q, %q) = %v, want %v", text, lits, got, want)
-		}
-	}
-	if hits < 1000 || hits > 19000 {
-		t.Errorf("%d of 20000 random cases contain a literal: the test does not exercise both outcomes", hits)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(tt.seed, tt.seed+1))
+			randBytes := func(n int) []byte {
+				b := make([]byte, n)
+				for i := range b {
+					b[i] = alphabet[r.IntN(len(alphabet))]
+				}
+				return b
+			}
+			litSpread := 6
+			if tt.minText > 0 {
+				litSpread = 4
+			}
+			var hits int
+			for range tt.cases {
+				lits := make([][]byte, 1+r.IntN(4))
+				for j := range lits {
+					lits[j] = randBytes(tt.minLit + r.IntN(litSpread))
+				}
+				text := randBytes(tt.minText + r.IntN(tt.spread))
+				want := naiveContains(text, lits)
+				if want {
+					hits++
+				}
+				if got := newMultiSearch(lits).contains(text); got != want {
+					t.Fatalf("contains(%q, %q) = %v, want %v", text, lits, got, want)
+				}
+			}
+			if hits < tt.minHits || hits > tt.maxHits {
+				t.Errorf("%d of %d random cases contain a literal: the test does not exercise both outcomes", hits, tt.cases)
+			}
+		})
 	}
 }
 
@@ -97,38 +119,6 @@ func TestMultiSearchQuarters(t *testing.T) {
 				}
 			}
 		}
-	}
-}
-
-// TestMultiSearchAgreesLong is TestMultiSearchAgrees on texts long enough
-// to be searched in quarters.
-func TestMultiSearchAgreesLong(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	const alphabet = "abcs:y"
-	randBytes := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = alphabet[r.IntN(len(alphabet))]
-		}
-		return b
-	}
-	var hits int
-	for i := 0; i < 5000; i++ {
-		lits := make([][]byte, 1+r.IntN(4))
-		for j := range lits {
-			lits[j] = randBytes(4 + r.IntN(4))
-		}
-		text := randBytes(4*minQuarter + r.IntN(2000))
-		want := naiveContains(text, lits)
-		if want {
-			hits++
-		}
-		if got := newMultiSearch(lits).contains(text); got != want {
-			t.Fatalf("contains(%q, %q) = %v, want %v", text, lits, got, want)
-		}
-	}
-	if hits < 500 || hits > 4500 {
-		t.Errorf("%d of 5000 random cases contain a literal: the test does not exercise both outcomes", hits)
 	}
 }
 
