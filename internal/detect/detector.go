@@ -333,8 +333,9 @@ func summary(r *rules.Rule, f *Finding, why []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d %s", r.Title, f.Count, plural(f.Count, "request", "requests"))
 	if f.Sweep {
-		n, at := f.Distinct[string(rules.FieldSrcIP)], ""
-		if slices.Contains(f.DistinctSaturated, string(rules.FieldSrcIP)) {
+		n, atLeast := f.SweepAddresses()
+		at := ""
+		if atLeast {
 			at = "at least "
 		}
 		fmt.Fprintf(&b, " from %s%d %s, a sweep from more sources than are counted one by one", at, n, plural(int64(n), "address", "addresses"))

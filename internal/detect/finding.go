@@ -1,6 +1,9 @@
 package detect
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Finding is the document published for one rule and group. Its JSON form
 // is the machine-readable contract (SQS, Lambda, HTTPS subscribers and
@@ -43,4 +46,11 @@ type Finding struct {
 	Values          map[string][]string `json:"values,omitempty"`
 	ValuesTruncated bool                `json:"values_truncated,omitempty"`
 	Summary         string              `json:"summary"`
+}
+
+// SweepAddresses returns the number of addresses a sweep finding covers,
+// and whether that number is only a lower bound.
+func (f *Finding) SweepAddresses() (n int, atLeast bool) {
+	const field = "src_ip"
+	return f.Distinct[field], slices.Contains(f.DistinctSaturated, field)
 }

@@ -67,12 +67,10 @@ func newView(f *detect.Finding) view {
 	}
 	if f.Sweep {
 		v.ip = ""
-		n := f.Distinct["src_ip"]
+		n, atLeast := f.SweepAddresses()
 		at := ""
-		for _, s := range f.DistinctSaturated {
-			if s == "src_ip" {
-				at = "at least "
-			}
+		if atLeast {
+			at = "at least "
 		}
 		v.sweep = fmt.Sprintf("%s%d addresses", at, n)
 		if n == 1 {
