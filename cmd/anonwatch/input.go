@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -161,7 +163,7 @@ func (rd *reader) documents(name string, r io.Reader, fn func(*cwlogs.Batch) err
 		}
 	}
 	if len(loose) > 0 {
-		b := rd.batch(name, 0, loose)
+		b := rd.batch(name, loose)
 		return fn(&b)
 	}
 	return nil
@@ -169,17 +171,13 @@ func (rd *reader) documents(name string, r io.Reader, fn func(*cwlogs.Batch) err
 
 func (rd *reader) lines(name string, br *bufio.Reader, fn func(*cwlogs.Batch) error) error {
 	var chunk [][]byte
-	start := 1
 	for n := 1; ; n++ {
 		line, err := readLine(br, rd.maxLine)
 		if len(bytes.TrimSpace(line)) > 0 {
-			if len(chunk) == 0 {
-				start = n
-			}
 			chunk = append(chunk, bytes.Clone(line))
 		}
 		if len(chunk) == linesPerBatch || (err == io.EOF && len(chunk) > 0) {
-			b := rd.batch(name, start, chunk)
+			b := rd.batch(name, chunk)
 			if ferr := fn(&b); ferr != nil {
 				return ferr
 			}
@@ -195,9 +193,14 @@ func (rd *reader) lines(name string, br *bufio.Reader, fn func(*cwlogs.Batch) er
 }
 
 // batch wraps lines read from a file as a batch. The stream is the input's
-// name and the ids are line numbers, so a replay of the same file gives the
-// same batch ids.
-func (rd *reader) batch(name string, firstLine int, lines [][]byte) cwlogs.Batch {
+// name, which log lines show. An event's id is derived from its line's
+// content (eventID), as CloudWatch's own ids identify events, so the batch
+// id (detect.BatchID) changes with the content: a file replayed again gives
+// the same batch ids, and different lines under the same name, replayed
+// into the same --table, are not taken for a batch already merged. Two
+// identical lines in one batch share an id, so the detector counts the
+// repeat as duplicate_id: it is the same event twice.
+func (rd *reader) batch(name string, lines [][]byte) cwlogs.Batch {
 	b := cwlogs.Batch{
 		MessageType: cwlogs.DataMessage,
 		LogStream:   name,
@@ -205,9 +208,16 @@ func (rd *reader) batch(name string, firstLine int, lines [][]byte) cwlogs.Batch
 		Events:      make([]cwlogs.LogEvent, len(lines)),
 	}
 	for i, l := range lines {
-		b.Events[i] = cwlogs.LogEvent{ID: fmt.Sprintf("%d", firstLine+i), Message: l}
+		b.Events[i] = cwlogs.LogEvent{ID: eventID(l), Message: l}
 	}
 	return b
+}
+
+// eventID is the log event id of line: the hex of the first 16 bytes of
+// its SHA-256.
+func eventID(line []byte) string {
+	sum := sha256.Sum256(line)
+	return hex.EncodeToString(sum[:16])
 }
 
 // readLine returns the next line without its newline. A line longer than

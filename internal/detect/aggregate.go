@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sort"
@@ -81,12 +82,16 @@ type aggregator struct {
 	chosen map[*rules.Rule]map[groupID]bool
 	swept  map[*rules.Rule]int // groups each rule's sweep holds
 	sweeps map[*rules.Rule]*aggBuilder
+	// report keeps Aggregate.Values, whole, for a report; without it (the
+	// function) only the buckets' display values are kept, cut.
+	report bool
 }
 
-func newAggregator(cluster string, max int) *aggregator {
+func newAggregator(cluster string, max int, report bool) *aggregator {
 	return &aggregator{
 		cluster: cluster,
 		max:     max,
+		report:  report,
 		groups:  make(map[groupID]*aggBuilder),
 		open:    make(map[*rules.Rule]int),
 	}
@@ -127,7 +132,7 @@ type aggBuilder struct {
 	agg      Aggregate
 	distinct []rules.Field // fields a threshold or escalation counts
 	collect  []rules.Field
-	values   map[string]*valueSet
+	values   map[string]*valueSet // whole values for a report; nil otherwise
 	buckets  map[int64]*bucketBuilder
 }
 
@@ -139,13 +144,15 @@ type bucketBuilder struct {
 	values   map[string]*valueSet
 }
 
-func newBuilder(r *rules.Rule, g Group) *aggBuilder {
+func newBuilder(r *rules.Rule, g Group, report bool) *aggBuilder {
 	ab := &aggBuilder{
 		agg:      Aggregate{Rule: r.ID, Key: GroupKey(r.ID, &g), Group: g, Window: r.Threshold.Window},
 		distinct: r.DistinctFields(),
 		collect:  r.Collect,
-		values:   make(map[string]*valueSet),
 		buckets:  make(map[int64]*bucketBuilder),
+	}
+	if report {
+		ab.values = make(map[string]*valueSet)
 	}
 	if g.Sweep {
 		// A sweep counts and shows its addresses.
@@ -177,7 +184,7 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 			return
 		}
 		a.open[r]++
-		ab = newBuilder(r, id.group(ev))
+		ab = newBuilder(r, id.group(ev), a.report)
 		a.groups[id] = ab
 	}
 	ab.add(ev, marks, a.cluster)
@@ -237,11 +244,11 @@ func (a *aggregator) readd(r *rules.Rule, marks []int, ev *audit.Event) {
 	var ab *aggBuilder
 	if keep[id] {
 		if ab = a.groups[id]; ab == nil {
-			ab = newBuilder(r, id.group(ev))
+			ab = newBuilder(r, id.group(ev), a.report)
 			a.groups[id] = ab
 		}
 	} else if ab = a.sweeps[r]; ab == nil {
-		ab = newBuilder(r, Group{ClusterName: a.cluster, Sweep: true})
+		ab = newBuilder(r, Group{ClusterName: a.cluster, Sweep: true}, a.report)
 		ab.agg.Sources = a.swept[r]
 		a.sweeps[r] = ab
 	}
@@ -294,15 +301,18 @@ func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
 		if v == "" {
 			continue
 		}
-		// Values are cut here, not only when stored: a batch of 1 MB
-		// request URIs must not keep 1 MB per value in memory.
-		v = truncateUTF8(v, StoredValueLen)
-		addValue(ab.values, string(f), v, ReportValuesCap)
-		addValue(bb.values, string(f), v, BucketValuesCap)
+		// A report shows whole values, so two long request URIs that
+		// differ only past the display cut stay two.
+		if ab.values != nil {
+			addValue(ab.values, string(f), v, ReportValuesCap)
+		}
+		// Display values are cut here, not only when stored: a batch
+		// of 1 MB request URIs must not keep 1 MB per value in memory.
+		addValue(bb.values, string(f), displayValue(v, StoredValueLen), BucketValuesCap)
 	}
 	for _, v := range ev.ForwardedFor() {
 		if v = strings.TrimSpace(v); v != "" {
-			addValue(bb.values, forwardedForField, truncateUTF8(v, StoredValueLen), BucketValuesCap)
+			addValue(bb.values, forwardedForField, displayValue(v, StoredValueLen), BucketValuesCap)
 		}
 	}
 }
@@ -341,10 +351,12 @@ func (a *aggregator) aggregates() []Aggregate {
 	for _, key := range sortedKeys(byKey) {
 		ab := byKey[key]
 		ag := ab.agg
-		ag.Values = make(map[string][]string, len(ab.values))
-		for f, s := range ab.values {
-			ag.Values[f] = s.vals
-			ag.ValuesTruncated = ag.ValuesTruncated || s.truncated
+		if ab.values != nil {
+			ag.Values = make(map[string][]string, len(ab.values))
+			for f, s := range ab.values {
+				ag.Values[f] = s.vals
+				ag.ValuesTruncated = ag.ValuesTruncated || s.truncated
+			}
 		}
 		starts := make([]int64, 0, len(ab.buckets))
 		for s := range ab.buckets {
@@ -406,19 +418,29 @@ func skipReason(err error) string {
 
 // Aggregate parses and matches every line of b and returns the batch's
 // aggregates, sorted by key, with the counts of what it skipped. It touches
-// no state, so `anonwatch replay --report` uses it directly.
+// no state, so `anonwatch replay --report` uses it directly, and it is the
+// only way to get Aggregate.Values: the whole collected values a report
+// shows, which Process does not keep.
 func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
-	return d.aggregate(context.Background(), b)
+	return d.aggregateBatch(context.Background(), b, true)
 }
 
-// aggregate is Aggregate; ctx carries the request id into its log lines.
+// aggregate is Aggregate for Process, without Aggregate.Values: the
+// function keeps only the buckets' display values, cut to StoredValueLen,
+// so a delivery of long request URIs costs it little memory. ctx carries
+// the request id into its log lines.
 func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate, Result) {
+	return d.aggregateBatch(ctx, b, false)
+}
+
+// aggregateBatch is Aggregate; report keeps Aggregate.Values.
+func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report bool) ([]Aggregate, Result) {
 	res := Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}
 	if b.MessageType == cwlogs.ControlMessage {
 		res.Control = true
 		return nil, res
 	}
-	agg := newAggregator(b.Cluster, d.maxGroups)
+	agg := newAggregator(b.Cluster, d.maxGroups, report)
 	var matched []int // events some rule matched, for a second pass
 	seen := make(map[string]struct{}, len(b.Events))
 	logged := make(map[string]int)
@@ -457,7 +479,10 @@ func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate,
 			skip(SkipStage, le.ID, nil)
 			continue
 		}
-		defaultTime(&ev, le)
+		if !eventTime(&ev, le) {
+			skip(SkipBadTime, le.ID, badTimeError(&ev, le))
+			continue
+		}
 		res.Parsed++
 		n := res.Matched
 		d.rules.Match(&ev, b.Cluster, func(r *rules.Rule, marks []int) {
@@ -480,12 +505,51 @@ func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate,
 	return out, res
 }
 
-// defaultTime gives a request without a time CloudWatch's ingestion time,
-// the best stand-in: without one it would have no window.
-func defaultTime(ev *audit.Event, le *cwlogs.LogEvent) {
-	if ev.RequestReceived.IsZero() {
-		ev.RequestReceived = time.UnixMilli(le.Timestamp).UTC()
+// The event times the detector accepts: [minEventTime, endEventTime).
+var (
+	minEventTime = time.Unix(0, 0).UTC()
+	endEventTime = time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// ValidEventTime reports whether the detector counts a request at t: from
+// 1970-01-01T00:00:00Z up to, not including, 9000-01-01T00:00:00Z. Audit
+// timestamps outside that span parse (year 0 and 9999 among them), but are
+// no request's real time, and the state cannot hold every time derived from
+// them (a window before, a suppression period and a TTL after, within the
+// years 1 to 9999 an RFC 3339 time can spell).
+func ValidEventTime(t time.Time) bool {
+	return !t.Before(minEventTime) && t.Before(endEventTime)
+}
+
+// eventTime settles ev.RequestReceived, the time ev is counted at, and
+// reports false when ev has no usable time. The first of these that
+// ValidEventTime accepts wins: requestReceivedTimestamp, stageTimestamp
+// (the parser falls back to it only when the first is missing or
+// unreadable; a time outside the span is as useless), and CloudWatch's
+// ingestion time, the best stand-in: without a time a request would have no
+// window. Both passes over a batch (aggregate and regroup) use it, so they
+// count each request at the same time.
+func eventTime(ev *audit.Event, le *cwlogs.LogEvent) bool {
+	switch {
+	case ValidEventTime(ev.RequestReceived):
+	case ValidEventTime(ev.StageTimestamp):
+		ev.RequestReceived = ev.StageTimestamp
+	default:
+		t := time.UnixMilli(le.Timestamp).UTC()
+		if !ValidEventTime(t) {
+			return false
+		}
+		ev.RequestReceived = t
 	}
+	return true
+}
+
+// badTimeError says, for the log, why eventTime refused ev.
+func badTimeError(ev *audit.Event, le *cwlogs.LogEvent) error {
+	return fmt.Errorf("requestReceivedTimestamp %s, stageTimestamp %s and ingestion time %s: none from %s until %s",
+		ev.RequestReceived.Format(time.RFC3339Nano), ev.StageTimestamp.Format(time.RFC3339Nano),
+		time.UnixMilli(le.Timestamp).UTC().Format(time.RFC3339Nano),
+		minEventTime.Format(time.RFC3339), endEventTime.Format(time.RFC3339))
 }
 
 // regroup is the second pass over a batch in which some rule met more than
@@ -499,10 +563,9 @@ func (d *Detector) regroup(ctx context.Context, b *cwlogs.Batch, agg *aggregator
 	for _, i := range matched {
 		le := &b.Events[i]
 		ev, err := audit.Parse(le.Message, d.maxLine)
-		if err != nil {
-			continue // it parsed in the first pass; Parse is deterministic
+		if err != nil || !eventTime(&ev, le) {
+			continue // it passed both in the first pass; both are deterministic
 		}
-		defaultTime(&ev, le)
 		d.rules.Match(&ev, b.Cluster, func(r *rules.Rule, marks []int) {
 			agg.readd(r, marks, &ev)
 		})

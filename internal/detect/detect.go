@@ -14,8 +14,8 @@ import (
 	"github.com/anonwatch/anonwatch/internal/rules"
 )
 
-// BucketWidth is the granularity of rolling windows. A rule's window covers
-// the window/BucketWidth buckets that end with the bucket of the newest event.
+// BucketWidth is the granularity of rolling windows. A rule's window ending
+// at a bucket covers the window/BucketWidth buckets that end with it.
 const BucketWidth = time.Minute
 
 // Group is the value of a rule's group_by fields for one request. Fields the
@@ -96,31 +96,50 @@ const (
 )
 
 // Window is what a group's state holds after a batch was applied: every
-// stored bucket with Start in [a.Buckets[0].Start - a.Window + BucketWidth,
-// a.Buckets[last].Start] for the aggregate a, merged over all batches ever
-// applied, so the window ending at any bucket the batch touched can be
-// evaluated. Sets are sorted; empty maps and slices are nil.
+// stored bucket with Start in [a.Buckets[0].Start − a.Window + BucketWidth,
+// a.Buckets[last].Start + a.Window − BucketWidth] for the aggregate a,
+// merged over all batches ever applied and read after this batch's merges.
+// That is every bucket of every window that one of the batch's buckets
+// belongs to, so the detector can evaluate each window the batch may have
+// completed, including windows that end at buckets stored by batches that
+// were delivered earlier but hold later events. Sets are sorted; empty maps
+// and slices are nil.
 //
-// A stored bucket's First is the First of the first batch merged into it and
-// its Last the Last of the latest: exact within a batch, and to the minute
-// across batches delivered out of order.
+// A stored bucket's First and Last are the earliest and latest event times
+// of all batches merged into it, whatever the order of delivery.
 type Window struct {
 	Key     string
 	Buckets []Bucket // ascending by Start
 }
 
-// Claim asks to publish one finding.
+// WindowSpan returns how far before its last bucket's Start a window of
+// length w reaches: it covers the whole buckets that fit in w, so a window of
+// 5m ending at the bucket of 10:04 covers 10:00 to 10:04.
+func WindowSpan(w time.Duration) time.Duration {
+	return max(w.Truncate(BucketWidth)-BucketWidth, 0)
+}
+
+// PeriodStart returns the start of the suppression period of length d that
+// holds t: periods are consecutive slots of event time aligned to the Unix
+// epoch, so 1h periods start on the hour and 6h periods at 00:00, 06:00,
+// 12:00 and 18:00 UTC. A fixed grid, unlike a quiet period that starts at
+// the last finding, does not depend on which events were seen first, which
+// is what makes suppression independent of delivery order.
+func PeriodStart(t time.Time, d time.Duration) time.Time {
+	t = t.UTC()
+	off := (t.Unix()%int64(d/time.Second) + int64(d/time.Second)) % int64(d/time.Second)
+	return time.Unix(t.Unix()-off, 0).UTC()
+}
+
+// Claim asks to publish one finding: the finding of severity Severity for
+// the group Key in the suppression period that starts at Period.
 type Claim struct {
 	Key       string // the Aggregate.Key
+	Period    time.Time
+	PeriodEnd time.Time // Period plus the rule's suppress: when the record stops mattering
 	FindingID string
 	Batch     string // the batch that makes the claim
 	Severity  rules.Severity
-	// At is the event time the finding was evaluated at. The claim is
-	// granted when no finding was sent for Key, or the last one's
-	// suppression ended at or before At, or Severity is higher than the
-	// last one's.
-	At            time.Time
-	SuppressUntil time.Time
 }
 
 // State is the rolling per-group state.
@@ -128,16 +147,22 @@ type State interface {
 	// Apply merges each bucket of aggs into the state at most once per
 	// (batch, Key, Start), however often it is called with the same batch
 	// and whatever part of an earlier call failed, and returns one Window
-	// per aggregate, in the same order.
+	// per aggregate, in the same order, read after the merges: of two
+	// concurrent calls, the one that returns last sees the other's buckets.
 	Apply(ctx context.Context, batch string, aggs []Aggregate) ([]Window, error)
-	// Claim reserves the right to publish c. It reports false when the
-	// finding is suppressed or another batch holds a live claim on Key
-	// (a lease has expired when now >= granted + lease, by the wall clock).
-	// A claim by the same batch is granted again, so a retried batch
-	// re-publishes a finding whose publish or MarkSent had failed: the one
-	// window in which a finding can be delivered twice, with the same ID.
+	// Claim reserves the right to publish c. It reports false when a
+	// finding of c.Severity or higher was sent for (c.Key, c.Period), or
+	// another batch holds a live claim on (c.Key, c.Period) of c.Severity or
+	// higher (a lease has expired when now >= granted + lease, by the wall
+	// clock). A pending claim of a lower severity does not block a higher
+	// one: both findings are then sent, the lower one first or not. A claim
+	// by the same batch is granted again, so a retried batch re-publishes a
+	// finding whose publish or MarkSent had failed: the one window in which a
+	// finding can be delivered twice, with the same ID.
 	Claim(ctx context.Context, c Claim) (bool, error)
-	// MarkSent records that c was published, starting its suppression.
+	// MarkSent records that c was published: the period's sent severity
+	// becomes the higher of the recorded one and c.Severity, and c.Batch's
+	// claim, if it still holds it, is released.
 	MarkSent(ctx context.Context, c Claim) error
 }
 

@@ -124,8 +124,9 @@ func TestProcess(t *testing.T) {
 		{
 			// Seven requests 31 minutes apart never share a 30m window.
 			file: "unauthenticated-403-spread.jsonl",
-			// The 1h cluster-scan window at the newest request holds two.
-			want: []brief{{"eks-cluster-scan", "198.51.100.7", "low", 2}},
+			// One cluster-scan finding per 24h suppression period, at its
+			// first request, as live processing would have sent it.
+			want: []brief{{"eks-cluster-scan", "198.51.100.7", "low", 1}},
 		},
 		{
 			file: "skips.jsonl",

@@ -105,29 +105,28 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 	}
 	var errs []error
 	for i := range aggs {
-		f, c, ok := d.evaluate(&aggs[i], &wins[i], res.Batch, b.LogGroup)
-		if !ok {
-			continue
+		for _, due := range d.evaluate(&aggs[i], &wins[i], res.Batch, b.LogGroup) {
+			res.Due++
+			f, c := due.finding, due.claim
+			granted, err := d.state.Claim(ctx, c)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("claim %s: %w", c.Key, err))
+				continue
+			}
+			if !granted {
+				res.Suppressed++
+				continue
+			}
+			if err := d.pub.Publish(ctx, f); err != nil {
+				errs = append(errs, err) // the publisher names the finding and topic
+				continue
+			}
+			if err := d.state.MarkSent(ctx, c); err != nil {
+				errs = append(errs, fmt.Errorf("mark finding %s sent: %w", f.ID, err))
+				continue
+			}
+			res.Published++
 		}
-		res.Due++
-		granted, err := d.state.Claim(ctx, c)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("claim %s: %w", c.Key, err))
-			continue
-		}
-		if !granted {
-			res.Suppressed++
-			continue
-		}
-		if err := d.pub.Publish(ctx, f); err != nil {
-			errs = append(errs, err) // the publisher names the finding and topic
-			continue
-		}
-		if err := d.state.MarkSent(ctx, c); err != nil {
-			errs = append(errs, fmt.Errorf("mark finding %s sent: %w", f.ID, err))
-			continue
-		}
-		res.Published++
 	}
 	return res, errors.Join(errs...)
 }
@@ -144,7 +143,7 @@ type windowStats struct {
 
 // stats sums the buckets of w with Start in (at-window, at].
 func stats(w *Window, at time.Time, window time.Duration) windowStats {
-	lo := at.Add(-window + BucketWidth)
+	lo := at.Add(-WindowSpan(window))
 	s := windowStats{distinct: map[string]map[string]struct{}{}, saturated: map[string]bool{}}
 	for i := range w.Buckets {
 		bk := &w.Buckets[i]
@@ -178,34 +177,47 @@ func stats(w *Window, at time.Time, window time.Duration) windowStats {
 	return s
 }
 
-func (s *windowStats) meets(count int64, field rules.Field, n int) bool {
+// sliding is the content of a window that slides over a group's buckets in
+// order: what a threshold or escalation decides by, kept up to date as
+// buckets enter and leave, so evaluating every bucket of a long window costs
+// each bucket twice rather than once per window it belongs to.
+type sliding struct {
+	count    int64
+	distinct map[string]map[string]int // field → hash → buckets holding it
+	marks    [rules.MaxEscalations]int // escalation index → buckets with the mark
+}
+
+func (s *sliding) add(b *Bucket, sign int) {
+	s.count += int64(sign) * b.Count
+	for f, hs := range b.Distinct {
+		set := s.distinct[f]
+		if set == nil {
+			set = make(map[string]int, len(hs))
+			s.distinct[f] = set
+		}
+		for _, h := range hs {
+			if set[h] += sign; set[h] == 0 {
+				delete(set, h)
+			}
+		}
+	}
+	for _, m := range b.Marks {
+		if m >= 0 && m < len(s.marks) {
+			s.marks[m] += sign
+		}
+	}
+}
+
+func (s *sliding) meets(count int64, field rules.Field, n int) bool {
 	if count > 0 {
 		return s.count >= count
 	}
 	return field != "" && len(s.distinct[string(field)]) >= n
 }
 
-// evaluate decides whether the group's window crosses the rule's threshold
-// at any bucket this batch touched, and if so builds the finding at the
-// newest such bucket.
-func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) (*Finding, Claim, bool) {
-	r := d.byID[a.Rule]
-	if r == nil {
-		return nil, Claim{}, false
-	}
-	th := r.Threshold
-	var s windowStats
-	var at time.Time
-	found := false
-	for i := len(a.Buckets) - 1; i >= 0 && !found; i-- {
-		s = stats(w, a.Buckets[i].Start, th.Window)
-		if s.meets(th.Count, th.Distinct, th.DistinctN) {
-			at, found = a.Buckets[i].Last, true
-		}
-	}
-	if !found {
-		return nil, Claim{}, false
-	}
+// severity returns the severity of a window that meets r's threshold and
+// the reasons it rose above r's base severity.
+func severity(r *rules.Rule, meets func(count int64, field rules.Field, n int) bool, marked func(i int) bool) (rules.Severity, []string) {
 	sev := r.Severity
 	var why []string
 	for i, e := range r.Escalate {
@@ -213,10 +225,10 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) (*F
 		var reason string
 		switch {
 		case e.When != "":
-			hit = s.marks&(1<<uint(i)) != 0
+			hit = marked(i)
 			reason = "a request matched " + e.When
 		default:
-			hit = s.meets(e.Count, e.Distinct, e.DistinctN)
+			hit = meets(e.Count, e.Distinct, e.DistinctN)
 			if e.Count > 0 {
 				reason = fmt.Sprintf("%d or more requests", e.Count)
 			} else {
@@ -233,19 +245,88 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) (*F
 			why = append(why, reason)
 		}
 	}
-	f := d.finding(r, a, w, &s, at, sev, why)
-	f.LogGroup = logGroup
-	id := sha256.Sum256([]byte(batch + "\x00" + a.Key + "\x00" + sev.String()))
-	f.ID = hex.EncodeToString(id[:12])
-	c := Claim{
-		Key:           a.Key,
-		FindingID:     f.ID,
-		Batch:         batch,
-		Severity:      sev,
-		At:            at,
-		SuppressUntil: at.Add(r.Suppress),
+	return sev, why
+}
+
+// due is a finding that a window crossed its rule's threshold, with the
+// claim to publish it.
+type due struct {
+	finding *Finding
+	claim   Claim
+}
+
+// evaluate finds the findings the group's windows hold after the batch a
+// was applied. It evaluates the window ending at every stored bucket that a
+// bucket of a can belong to (each bucket of a and the stored buckets up to
+// one window after it), since a batch delivered late can complete a window
+// that ends at a later, already stored bucket. Per suppression period it
+// keeps the window of the highest severity (the earliest of those), which
+// is the finding in-order processing would have sent last in that period.
+// The result is ordered by period.
+func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []due {
+	r := d.byID[a.Rule]
+	if r == nil || len(a.Buckets) == 0 {
+		return nil
 	}
-	return f, c, true
+	th := r.Threshold
+	span := WindowSpan(th.Window)
+	type best struct {
+		end int // index in w.Buckets
+		sev rules.Severity
+		why []string
+	}
+	var (
+		byPeriod = map[int64]*best{}
+		periods  []int64
+		sl       = sliding{distinct: map[string]map[string]int{}}
+		lo       = 0 // first bucket in the sliding window
+		next     = 0 // next bucket of a that a window end may belong to
+	)
+	for i := range w.Buckets {
+		end := &w.Buckets[i]
+		sl.add(end, 1)
+		for ; w.Buckets[lo].Start.Add(span).Before(end.Start); lo++ {
+			sl.add(&w.Buckets[lo], -1)
+		}
+		// Is end in [m, m+span] for some bucket m of a?
+		for next < len(a.Buckets) && a.Buckets[next].Start.Add(span).Before(end.Start) {
+			next++
+		}
+		if next == len(a.Buckets) || a.Buckets[next].Start.After(end.Start) || end.Count == 0 {
+			continue
+		}
+		if !sl.meets(th.Count, th.Distinct, th.DistinctN) {
+			continue
+		}
+		sev, why := severity(r, sl.meets, func(i int) bool { return i < len(sl.marks) && sl.marks[i] > 0 })
+		p := PeriodStart(end.Start, r.Suppress).Unix()
+		if cur := byPeriod[p]; cur == nil {
+			byPeriod[p] = &best{i, sev, why}
+			periods = append(periods, p)
+		} else if sev > cur.sev {
+			*cur = best{i, sev, why}
+		}
+	}
+	out := make([]due, 0, len(periods))
+	for _, p := range periods {
+		bst := byPeriod[p]
+		at := w.Buckets[bst.end].Start
+		s := stats(w, at, th.Window)
+		f := d.finding(r, a, w, &s, at, bst.sev, bst.why)
+		f.LogGroup = logGroup
+		period := time.Unix(p, 0).UTC()
+		id := sha256.Sum256([]byte(a.Key + "\x00" + period.Format(time.RFC3339) + "\x00" + bst.sev.String()))
+		f.ID = hex.EncodeToString(id[:12])
+		out = append(out, due{f, Claim{
+			Key:       a.Key,
+			Period:    period,
+			PeriodEnd: period.Add(r.Suppress),
+			FindingID: f.ID,
+			Batch:     batch,
+			Severity:  bst.sev,
+		}})
+	}
+	return out
 }
 
 func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStats, at time.Time, sev rules.Severity, why []string) *Finding {
@@ -270,7 +351,7 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 		f.IPClass = enrich.IPClass(f.SrcIP)
 	}
 	// Display values over the window that ends at the evaluated bucket.
-	lo := at.Truncate(BucketWidth).Add(-r.Threshold.Window + BucketWidth)
+	lo := at.Truncate(BucketWidth).Add(-WindowSpan(r.Threshold.Window))
 	vals := map[string][]string{}
 	for i := range w.Buckets {
 		bk := &w.Buckets[i]

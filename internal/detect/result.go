@@ -8,6 +8,9 @@ const (
 	SkipNotAudit  = "not_audit"       // valid JSON, but not an audit.k8s.io Event
 	SkipStage     = "non_final_stage" // RequestReceived/ResponseStarted: counted at its final stage
 	SkipDuplicate = "duplicate_id"    // a log event id seen earlier in the batch
+	// SkipBadTime: neither the request's timestamps nor CloudWatch's
+	// ingestion time is a time ValidEventTime accepts.
+	SkipBadTime = "bad_time"
 )
 
 // Result summarises one batch.

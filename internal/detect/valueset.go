@@ -3,12 +3,15 @@ package detect
 import (
 	"slices"
 	"sort"
+	"strings"
 	"unicode/utf8"
 )
 
 // valueSet keeps the max smallest distinct strings added to it, so merging
 // two capped sets gives the same result as capping the union: the property
-// that lets per-batch aggregates merge exactly.
+// that lets per-batch aggregates merge exactly. It keeps copies, so a value
+// cut from a longer string (a path from a request URI) does not hold on to
+// that string.
 type valueSet struct {
 	max       int
 	vals      []string // sorted
@@ -27,7 +30,7 @@ func (s *valueSet) add(v string) {
 		}
 		s.vals = s.vals[:len(s.vals)-1]
 	}
-	s.vals = slices.Insert(s.vals, i, v)
+	s.vals = slices.Insert(s.vals, i, strings.Clone(v))
 }
 
 // mergeSorted merges sorted b into sorted a, keeping at most max values.
@@ -54,15 +57,42 @@ func mergeSorted(a, b []string, max int) ([]string, bool) {
 	return out, dropped
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a rune.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
+// ellipsis ends a display value that was cut, so a reader knows there
+// was more.
+const ellipsis = "…"
+
+// displayValue returns v as stored for display: valid UTF-8 (each run of
+// invalid bytes as U+FFFD, as memstate.Clip makes it) of at most n bytes.
+// A longer value is cut at a character boundary and ends in ellipsis, within
+// the n bytes, so a state that clips to n keeps it as it is.
+func displayValue(v string, n int) string {
+	if len(v) <= n && utf8.ValidString(v) {
+		return v
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
+	var b strings.Builder
+	b.Grow(min(len(v), n))
+	keep := 0 // the length of b to keep if v is cut, leaving room for the ellipsis
+	bad := false
+	for i := 0; i < len(v); {
+		r, w := utf8.DecodeRuneInString(v[i:])
+		c := v[i : i+w]
+		i += w
+		if r == utf8.RuneError && w == 1 {
+			if bad {
+				continue // one U+FFFD a run
+			}
+			c = "\uFFFD"
+		}
+		bad = r == utf8.RuneError && w == 1
+		if b.Len()+len(c) > n {
+			return b.String()[:keep] + ellipsis
+		}
+		b.WriteString(c)
+		if b.Len()+len(ellipsis) <= n {
+			keep = b.Len()
+		}
 	}
-	return s[:n]
+	return b.String()
 }
 
 // sortedKeys returns the keys of m in order.

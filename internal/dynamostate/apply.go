@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/anonwatch/anonwatch/internal/detect"
 	"github.com/anonwatch/anonwatch/internal/memstate"
@@ -23,11 +24,16 @@ import (
 const maxMergeAttempts = 8
 
 // Apply merges each aggregate's buckets into the table unless this batch
-// already merged them, then returns each aggregate's window. Per aggregate it
-// issues one Query (paginated) for the window and one UpdateItem per bucket
-// not yet merged; aggregates run concurrently on up to WithWorkers workers.
-// When it fails part-way, calling it again with the same batch completes
-// the merge without repeating any part of it.
+// already merged them, then returns each aggregate's window, read after the
+// merges. Per aggregate it issues one UpdateItem per bucket, written before
+// anything is read: the usual bucket (one shard, below its caps) needs no
+// read, and a write whose condition fails learns why from the item
+// DynamoDB returns with the failure, or reads the bucket. Then one
+// strongly consistent Query (paginated) reads the window, so of two
+// invocations writing to one window concurrently the later reader sees
+// both. Aggregates run concurrently on up to WithWorkers workers. When it
+// fails part-way, calling it again with the same batch completes the merge
+// without repeating any part of it.
 func (s *State) Apply(ctx context.Context, batch string, aggs []detect.Aggregate) ([]detect.Window, error) {
 	norm, err := memstate.Normalize(batch, aggs)
 	if err != nil {
@@ -89,18 +95,19 @@ func (s *State) applyOne(ctx context.Context, bid string, a detect.Aggregate) (d
 	if len(a.Buckets) == 0 {
 		return w, nil
 	}
+	for _, b := range a.Buckets {
+		shards, err := s.mergeBucket(ctx, bid, a, b, nil)
+		if err != nil {
+			return w, err
+		}
+		if err := s.widenTimes(ctx, bid, a.Key, b, shards); err != nil {
+			return w, err
+		}
+	}
 	from, to := memstate.WindowRange(a)
 	byStart, err := s.readShards(ctx, a.Key, from.Unix(), to.Unix())
 	if err != nil {
 		return w, err
-	}
-	for _, b := range a.Buckets {
-		u := b.Start.Unix()
-		shards, err := s.mergeBucket(ctx, bid, a, b, byStart[u])
-		if err != nil {
-			return w, err
-		}
-		byStart[u] = shards
 	}
 	starts := make([]int64, 0, len(byStart))
 	for u := range byStart {
@@ -111,6 +118,58 @@ func (s *State) applyOne(ctx context.Context, bid string, a detect.Aggregate) (d
 		w.Buckets = append(w.Buckets, merged(byStart[u]))
 	}
 	return w, nil
+}
+
+// widenTimes makes the bucket's first and last the earliest and latest
+// event times of every batch merged into it. The merge sets them only where
+// absent, because an update expression has no min or max; a batch delivered
+// out of order then lowers first or raises last with a conditional write,
+// which concurrent writers can only make earlier or later still. A retried
+// batch checks again, so a fix lost to a failure is made by the retry.
+func (s *State) widenTimes(ctx context.Context, bid, key string, b detect.Bucket, shards []shard) error {
+	var first, last time.Time
+	own := -1
+	for i, sh := range shards {
+		if sh.batches[bid] {
+			own = i
+		}
+		if sh.hasFirst && (first.IsZero() || sh.first.Before(first)) {
+			first = sh.first
+		}
+		if sh.last.After(last) {
+			last = sh.last
+		}
+	}
+	if own < 0 {
+		return nil // merged nowhere: nothing of the batch's to show
+	}
+	for _, fix := range []struct {
+		attr string
+		t    time.Time
+		need bool
+		op   string
+	}{
+		{attrFirst, b.First, b.First.Before(first), ">"},
+		{attrLast, b.Last, b.Last.After(last), "<"},
+	} {
+		if !fix.need {
+			continue
+		}
+		e := newExpr()
+		n, v := e.name(fix.attr), e.value(attrS(formatTime(fix.t)))
+		_, err := s.update(ctx, &dynamodb.UpdateItemInput{
+			Key:                       itemKey(key, bucketSK(b.Start, shards[own].index)),
+			UpdateExpression:          aws.String(fmt.Sprintf("SET %s = %s", n, v)),
+			ConditionExpression:       aws.String(fmt.Sprintf("%s %s %s", n, fix.op, v)),
+			ExpressionAttributeNames:  e.names,
+			ExpressionAttributeValues: e.values,
+		})
+		var failed *types.ConditionalCheckFailedException
+		if err != nil && !errors.As(err, &failed) {
+			return fmt.Errorf("update %s key %q bucket %s %s: %w", s.table, key, b.Start.Format(skTimeFmt), fix.attr, err)
+		}
+	}
+	return nil
 }
 
 // readShards returns the shards of key's buckets with Start in [from, to]
@@ -155,9 +214,9 @@ func (s *State) readShards(ctx context.Context, key string, from, to int64) (map
 	return byStart, nil
 }
 
-// mergeBucket merges b into the bucket whose shards were read as shards,
-// unless the batch is already in one of them, and returns the bucket's
-// shards afterwards.
+// mergeBucket merges b into the bucket whose shards were read as shards
+// (nil: not read, try the first shard), unless the batch is already in one
+// of them, and returns the bucket's shards afterwards.
 func (s *State) mergeBucket(ctx context.Context, bid string, a detect.Aggregate, b detect.Bucket, shards []shard) ([]shard, error) {
 	for attempt := 1; ; attempt++ {
 		if slices.ContainsFunc(shards, func(sh shard) bool { return sh.batches[bid] }) {
@@ -179,8 +238,18 @@ func (s *State) mergeBucket(ctx context.Context, bid string, a detect.Aggregate,
 		if attempt == maxMergeAttempts {
 			return nil, fmt.Errorf("update %s key %q bucket %s: condition still failing after %d attempts", s.table, a.Key, b.Start.Format(skTimeFmt), attempt)
 		}
-		// Learn why the condition failed: most often an SDK retry of a
-		// write that had already succeeded, which the batch hash now shows.
+		// Learn why the condition failed: a cap or the values budget was
+		// reached, the shard is full, or an SDK retry of a write that had
+		// already succeeded, which the batch hash now shows. DynamoDB
+		// returns the item with the failure; a shard below BatchesPerItem
+		// is the newest, so with the frozen shards already known it
+		// completes the picture without a read. (dynalite returns none.)
+		if len(failed.Item) > 0 {
+			if sh, err := decodeShard(failed.Item); err == nil && len(sh.batches) < s.perItem && len(shards) >= sh.index {
+				shards = withShard(shards, sh)
+				continue
+			}
+		}
 		byStart, err := s.readShards(ctx, a.Key, b.Start.Unix(), b.Start.Unix())
 		if err != nil {
 			return nil, err
@@ -227,10 +296,10 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 	conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR (size(%s) < %s AND NOT contains(%s, %s)))",
 		bids, bids, e.value(attrNum(s.perItem)), bids, e.value(attrS(bid))))
 	adds = append(adds, e.name(attrCount)+" "+e.value(attrNum(b.Count)))
-	first := e.name(attrFirst)
+	first, last := e.name(attrFirst), e.name(attrLast)
 	sets = append(sets,
-		fmt.Sprintf("%s = if_not_exists(%s, %s)", first, first, e.value(attrS(b.First.Format(timeFmt)))),
-		e.name(attrLast)+" = "+e.value(attrS(b.Last.Format(timeFmt))),
+		fmt.Sprintf("%s = if_not_exists(%s, %s)", first, first, e.value(attrS(formatTime(b.First)))),
+		fmt.Sprintf("%s = if_not_exists(%s, %s)", last, last, e.value(attrS(formatTime(b.Last)))),
 		e.name(TTLAttribute)+" = "+e.value(attrN(expiry(b.Start.Add(a.Window), s.now()))),
 	)
 	if len(b.Marks) > 0 {
@@ -320,6 +389,8 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 		ExpressionAttributeNames:  e.names,
 		ExpressionAttributeValues: e.values,
 		ReturnValues:              types.ReturnValueAllNew,
+		// Why a condition failed, without a read (DynamoDB; not dynalite).
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
 }
 

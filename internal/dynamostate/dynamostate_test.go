@@ -145,10 +145,14 @@ func TestApplyNoAggregatesMakesNoCalls(t *testing.T) {
 	}
 }
 
-func TestApplyIssuesOneQueryAndOneWritePerBucket(t *testing.T) {
+// A batch writes its buckets first and reads the window once, afterwards:
+// of two invocations writing to one window at once, the later reader sees
+// both. The read reaches one window past the batch's last bucket, because a
+// late batch can complete a window that ends at a bucket stored earlier.
+func TestApplyWritesThenQueriesOncePerAggregate(t *testing.T) {
 	client, st := newStubClient(t, func(_ int, op string, body map[string]any) (int, string) {
 		if op == "Query" {
-			return 200, `{"Items":[],"Count":0}`
+			return 200, mustJSON(map[string]any{"Items": []any{shardJSON(t0, 0, 2, batchHash("batch-1")), shardJSON(t0.Add(time.Minute), 0, 2, batchHash("batch-1"))}})
 		}
 		return 200, echoUpdate(body)
 	})
@@ -157,13 +161,13 @@ func TestApplyIssuesOneQueryAndOneWritePerBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := cmp.Diff([]string{"Query", "UpdateItem", "UpdateItem"}, st.ops()); d != "" {
+	if d := cmp.Diff([]string{"UpdateItem", "UpdateItem", "Query"}, st.ops()); d != "" {
 		t.Errorf("operations (-want +got):\n%s", d)
 	}
 	if s.Calls() != 3 {
 		t.Errorf("Calls() = %d, want 3", s.Calls())
 	}
-	q := st.reqs[0].Body
+	q := st.reqs[2].Body
 	gotQuery := map[string]any{
 		"TableName":      q["TableName"],
 		"ConsistentRead": q["ConsistentRead"],
@@ -173,39 +177,59 @@ func TestApplyIssuesOneQueryAndOneWritePerBucket(t *testing.T) {
 	wantQuery := map[string]any{
 		"TableName":      "state",
 		"ConsistentRead": true,
-		"lo":             map[string]any{"S": "b#2024-05-01T11:56:00Z"}, // 5-minute window ending at 12:00
-		"hi":             map[string]any{"S": "b#2024-05-01T12:01:00Z#~"},
+		"lo":             map[string]any{"S": "b#2024-05-01T11:56:00Z"},   // the 5-minute window ending at 12:00
+		"hi":             map[string]any{"S": "b#2024-05-01T12:05:00Z#~"}, // the one starting at 12:01
 	}
 	if d := cmp.Diff(wantQuery, gotQuery); d != "" {
 		t.Errorf("query (-want +got):\n%s", d)
 	}
-	u := st.reqs[1].Body
-	if u["ReturnValues"] != "ALL_NEW" || !strings.Contains(u["ConditionExpression"].(string), "NOT contains(") {
-		t.Errorf("update lacks ALL_NEW or the batch condition: %v", u)
+	u := st.reqs[0].Body
+	if u["ReturnValues"] != "ALL_NEW" || u["ReturnValuesOnConditionCheckFailure"] != "ALL_OLD" || !strings.Contains(u["ConditionExpression"].(string), "NOT contains(") {
+		t.Errorf("update lacks ALL_NEW, ALL_OLD on failure or the batch condition: %v", u)
 	}
 	if sk := u["Key"].(map[string]any)["sk"]; !cmp.Equal(sk, map[string]any{"S": "b#2024-05-01T12:00:00Z#000"}) {
 		t.Errorf("update key sk = %v", sk)
 	}
 	if len(got) != 1 || len(got[0].Buckets) != 2 || got[0].Buckets[0].Count != 2 {
-		t.Errorf("window = %+v, want two buckets from the writes", got)
+		t.Errorf("window = %+v, want two buckets from the read", got)
 	}
 }
 
+// A retried batch finds its buckets merged: each write's condition fails,
+// and the bucket, read (dynalite) or returned with the failure (DynamoDB),
+// shows the batch, so nothing is written twice.
 func TestApplySkipsBucketsTheBatchAlreadyMerged(t *testing.T) {
-	client, st := newStubClient(t, func(_ int, op string, body map[string]any) (int, string) {
-		if op == "Query" {
-			items := []any{shardJSON(t0, 0, 2, batchHash("batch-1")), shardJSON(t0.Add(time.Minute), 0, 2, batchHash("batch-1"))}
-			return 200, mustJSON(map[string]any{"Items": items, "Count": 2})
-		}
-		t.Errorf("unexpected %s", op)
-		return 500, "{}"
-	})
-	s := New(client, "state", clock)
-	if _, err := s.Apply(context.Background(), "batch-1", []detect.Aggregate{testAgg()}); err != nil {
-		t.Fatal(err)
+	merged := func(start time.Time) map[string]any { return shardJSON(start, 0, 2, batchHash("batch-1")) }
+	tests := []struct {
+		name    string
+		withOld bool // the failure carries the item, as DynamoDB's ALL_OLD does
+		want    []string
+	}{
+		{"read after each failed write", false, []string{"UpdateItem", "Query", "UpdateItem", "Query", "Query"}},
+		{"item returned with the failure", true, []string{"UpdateItem", "UpdateItem", "Query"}},
 	}
-	if d := cmp.Diff([]string{"Query"}, st.ops()); d != "" {
-		t.Errorf("operations (-want +got):\n%s", d)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			client, st := newStubClient(t, func(_ int, op string, body map[string]any) (int, string) {
+				if op == "Query" {
+					return 200, mustJSON(map[string]any{"Items": []any{merged(t0), merged(t0.Add(time.Minute))}})
+				}
+				sk := body["Key"].(map[string]any)["sk"].(map[string]any)["S"].(string)
+				start, _ := time.Parse(skTimeFmt, strings.TrimSuffix(strings.TrimPrefix(sk, skBucket), "#000"))
+				e := map[string]any{"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", "message": "The conditional request failed"}
+				if tc.withOld {
+					e["Item"] = merged(start)
+				}
+				return 400, mustJSON(e)
+			})
+			s := New(client, "state", clock)
+			if _, err := s.Apply(context.Background(), "batch-1", []detect.Aggregate{testAgg()}); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.want, st.ops()); d != "" {
+				t.Errorf("operations (-want +got):\n%s", d)
+			}
+		})
 	}
 }
 
@@ -214,12 +238,10 @@ func TestApplySkipsBucketsTheBatchAlreadyMerged(t *testing.T) {
 func TestApplyTranslatesConditionFailure(t *testing.T) {
 	client, st := newStubClient(t, func(n int, op string, body map[string]any) (int, string) {
 		switch {
-		case op == "Query" && n == 1:
-			return 200, `{"Items":[],"Count":0}`
-		case op == "UpdateItem" && n == 2:
+		case op == "UpdateItem" && n == 1:
 			return 400, awsError("ConditionalCheckFailedException", "The conditional request failed")
 		case op == "Query":
-			return 200, mustJSON(map[string]any{"Items": []any{shardJSON(t0, 0, 2, batchHash("batch-1"))}})
+			return 200, mustJSON(map[string]any{"Items": []any{shardJSON(t0, 0, 2, batchHash("batch-1")), shardJSON(t0.Add(time.Minute), 0, 2, batchHash("batch-1"))}})
 		default:
 			return 200, echoUpdate(body)
 		}
@@ -229,11 +251,68 @@ func TestApplyTranslatesConditionFailure(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
-	if d := cmp.Diff([]string{"Query", "UpdateItem", "Query", "UpdateItem"}, st.ops()); d != "" {
+	if d := cmp.Diff([]string{"UpdateItem", "Query", "UpdateItem", "Query"}, st.ops()); d != "" {
 		t.Errorf("operations (-want +got):\n%s", d)
 	}
 	if len(got[0].Buckets) != 2 {
 		t.Errorf("window has %d buckets, want 2", len(got[0].Buckets))
+	}
+}
+
+// A batch delivered out of order moves a bucket's first earlier or its last
+// later with a conditional write: an update expression has no min or max.
+func TestApplyWidensFirstAndLast(t *testing.T) {
+	stored := func(first, last time.Time) string {
+		item := shardJSON(t0, 0, 3, batchHash("batch-1"), batchHash("other"))
+		item["first"] = map[string]any{"S": formatTime(first)}
+		item["last"] = map[string]any{"S": formatTime(last)}
+		return mustJSON(map[string]any{"Attributes": item})
+	}
+	a := testAgg()
+	a.Buckets = a.Buckets[:1] // first 12:00:01, last 12:00:02
+	tests := []struct {
+		name   string
+		stored string
+		want   []string // the expanded update and condition of each fix
+	}{
+		{"in order: nothing to fix", stored(t0.Add(time.Second), t0.Add(50*time.Second)), nil},
+		{"earlier first", stored(t0.Add(30*time.Second), t0.Add(50*time.Second)), []string{
+			"SET first = S:2024-05-01T12:00:01.000000000Z if first > S:2024-05-01T12:00:01.000000000Z"}},
+		{"later last", stored(t0, t0.Add(time.Second)), []string{
+			"SET last = S:2024-05-01T12:00:02.000000000Z if last < S:2024-05-01T12:00:02.000000000Z"}},
+		{"both", stored(t0.Add(1500*time.Millisecond), t0.Add(1500*time.Millisecond)), []string{
+			"SET first = S:2024-05-01T12:00:01.000000000Z if first > S:2024-05-01T12:00:01.000000000Z",
+			"SET last = S:2024-05-01T12:00:02.000000000Z if last < S:2024-05-01T12:00:02.000000000Z"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			client, st := newStubClient(t, func(n int, op string, body map[string]any) (int, string) {
+				switch {
+				case op == "Query":
+					return 200, `{"Items":[]}`
+				case n == 1:
+					return 200, tc.stored
+				default:
+					return 200, `{}`
+				}
+			})
+			s := New(client, "state", clock)
+			if _, err := s.Apply(context.Background(), "batch-1", []detect.Aggregate{a}); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, r := range st.reqs[1:] {
+				if r.Op != "UpdateItem" {
+					continue
+				}
+				names := r.Body["ExpressionAttributeNames"].(map[string]any)
+				vals := r.Body["ExpressionAttributeValues"].(map[string]any)
+				got = append(got, expand(r.Body["UpdateExpression"].(string), names, vals)+" if "+expand(r.Body["ConditionExpression"].(string), names, vals))
+			}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("fixes (-want +got):\n%s", d)
+			}
+		})
 	}
 }
 
@@ -297,8 +376,13 @@ func TestRetries(t *testing.T) {
 			if writes != tc.wantWrites {
 				t.Errorf("server saw %d UpdateItem requests, want %d", writes, tc.wantWrites)
 			}
-			if s.Calls() != 2 {
-				t.Errorf("Calls() = %d, want 2: retries inside one operation do not count", s.Calls())
+			// One write, then the read unless the write failed for good.
+			wantCalls := int64(2)
+			if tc.wantErr {
+				wantCalls = 1
+			}
+			if s.Calls() != wantCalls {
+				t.Errorf("Calls() = %d, want %d: retries inside one operation do not count", s.Calls(), wantCalls)
 			}
 		})
 	}
@@ -307,7 +391,7 @@ func TestRetries(t *testing.T) {
 func testClaim() detect.Claim {
 	return detect.Claim{
 		Key: "probe#203.0.113.7", FindingID: "f1", Batch: "batch-1", Severity: rules.High,
-		At: t0.Add(123 * time.Nanosecond), SuppressUntil: t0.Add(time.Hour),
+		Period: t0, PeriodEnd: t0.Add(time.Hour),
 	}
 }
 
@@ -338,14 +422,17 @@ func TestClaim(t *testing.T) {
 			vals := body["ExpressionAttributeValues"].(map[string]any)
 			names := body["ExpressionAttributeNames"].(map[string]any)
 			cond := expand(body["ConditionExpression"].(string), names, vals)
-			want := "(attribute_not_exists(suppress_until_ns) OR suppress_until_ns <= N:1714564800000000123 OR severity < N:3) AND " +
-				"(attribute_not_exists(claim_batch) OR claim_batch = S:batch-1 OR claim_until_ns <= N:1893456000000000000)"
+			want := "(attribute_not_exists(severity) OR severity < N:3) AND " +
+				"(attribute_not_exists(claim_batch) OR claim_batch = S:batch-1 OR claim_until_ns <= N:1893456000000000000 OR claim_severity < N:3)"
 			if cond != want {
 				t.Errorf("condition\n got %s\nwant %s", cond, want)
 			}
 			update := expand(body["UpdateExpression"].(string), names, vals)
-			if !strings.Contains(update, "claim_until_ns = N:1893456060000000000") {
-				t.Errorf("update %s does not set the lease to now + 1m", update)
+			if !strings.Contains(update, "claim_until_ns = N:1893456060000000000") || !strings.Contains(update, "claim_severity = N:3") {
+				t.Errorf("update %s does not set the lease to now + 1m and the claim's severity", update)
+			}
+			if sk := body["Key"].(map[string]any)["sk"]; !cmp.Equal(sk, map[string]any{"S": "n#2024-05-01T12:00:00Z"}) {
+				t.Errorf("claim key sk = %v, want the period's notify item", sk)
 			}
 		})
 	}
@@ -388,20 +475,39 @@ func sortLongestFirst(pairs []string) []string {
 	return out
 }
 
+// MarkSent keeps the higher severity (DynamoDB has no max) and releases
+// only its own claim: one call usually, up to three when another batch's
+// higher claim overtook it.
 func TestMarkSent(t *testing.T) {
+	const (
+		record  = "SET severity = N:3, finding_id = S:f1, sent_batch = S:batch-1, expires_at = N:1893542400"
+		release = "REMOVE claim_batch, claim_severity, claim_finding, claim_until_ns"
+		lower   = "(attribute_not_exists(severity) OR severity < N:3)"
+		mine    = "claim_batch = S:batch-1"
+	)
 	tests := []struct {
-		name     string
-		first    int // status of the first UpdateItem
-		wantOps  int
-		wantBoth bool // the second call records without releasing
+		name  string
+		fails int // leading calls whose condition fails
+		want  []string
 	}{
-		{"releases its own claim in one call", 200, 1, false},
-		{"another batch's claim: records without releasing", 400, 2, true},
+		{"highest so far, own claim: one call", 0, []string{
+			record + " " + release + " if " + lower + " AND (attribute_not_exists(claim_batch) OR " + mine + ")"}},
+		{"another batch's claim: record without releasing", 1, []string{
+			record + " " + release + " if " + lower + " AND (attribute_not_exists(claim_batch) OR " + mine + ")",
+			record + " if " + lower}},
+		{"a higher severity recorded: only release", 2, []string{
+			record + " " + release + " if " + lower + " AND (attribute_not_exists(claim_batch) OR " + mine + ")",
+			record + " if " + lower,
+			release + " if " + mine}},
+		{"higher recorded and another's claim: nothing to do", 3, []string{
+			record + " " + release + " if " + lower + " AND (attribute_not_exists(claim_batch) OR " + mine + ")",
+			record + " if " + lower,
+			release + " if " + mine}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			client, st := newStubClient(t, func(n int, _ string, _ map[string]any) (int, string) {
-				if n == 1 && tc.first != 200 {
+				if n <= tc.fails {
 					return 400, awsError("ConditionalCheckFailedException", "The conditional request failed")
 				}
 				return 200, `{}`
@@ -410,18 +516,14 @@ func TestMarkSent(t *testing.T) {
 			if err := s.MarkSent(context.Background(), testClaim()); err != nil {
 				t.Fatal(err)
 			}
-			if len(st.reqs) != tc.wantOps {
-				t.Fatalf("%d requests, want %d", len(st.reqs), tc.wantOps)
+			var got []string
+			for _, r := range st.reqs {
+				names := r.Body["ExpressionAttributeNames"].(map[string]any)
+				vals := r.Body["ExpressionAttributeValues"].(map[string]any)
+				got = append(got, expand(r.Body["UpdateExpression"].(string), names, vals)+" if "+expand(r.Body["ConditionExpression"].(string), names, vals))
 			}
-			first := st.reqs[0].Body
-			if !strings.Contains(first["UpdateExpression"].(string), "REMOVE") || first["ConditionExpression"] == nil {
-				t.Errorf("first MarkSent call should release the claim on condition: %v", first)
-			}
-			if tc.wantBoth {
-				second := st.reqs[1].Body
-				if strings.Contains(second["UpdateExpression"].(string), "REMOVE") || second["ConditionExpression"] != nil {
-					t.Errorf("second MarkSent call should record only: %v", second)
-				}
+			if d := cmp.Diff(tc.want, got); d != "" {
+				t.Errorf("calls (-want +got):\n%s", d)
 			}
 		})
 	}
@@ -507,7 +609,7 @@ func TestMergedShards(t *testing.T) {
 			distinct: map[string][]string{"path": {"c"}}, values: map[string][]string{"path": {"/b"}, "user_agent": {"curl"}}, marks: []int{0, 2}},
 	}
 	want := detect.Bucket{
-		Start: t0, Count: 7, First: at(10), Last: at(15),
+		Start: t0, Count: 7, First: at(5), Last: at(20), // earliest and latest, whichever shard
 		Distinct:        map[string][]string{"path": {"a", "b", "c"}},
 		Saturated:       []string{"verb"},
 		Marks:           []int{0, 2},

@@ -53,10 +53,10 @@ func invoke(ctx context.Context, st detect.State, pub *publisher, batch string, 
 		if total < threshold {
 			continue
 		}
-		at := w.Buckets[len(w.Buckets)-1].Start
+		period := detect.PeriodStart(w.Buckets[len(w.Buckets)-1].Start, time.Hour)
 		c := detect.Claim{
 			Key: w.Key, FindingID: batch + "/" + w.Key, Batch: batch, Severity: rules.Medium,
-			At: at, SuppressUntil: at.Add(time.Hour),
+			Period: period, PeriodEnd: period.Add(time.Hour),
 		}
 		ok, err := st.Claim(ctx, c)
 		if err != nil {

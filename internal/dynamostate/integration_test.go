@@ -74,6 +74,24 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestProperty runs the detector over dynalite against the one-event-at-a-
+// time oracle, with invocations on real concurrent goroutines sharing one
+// table (statetest.Property). Shards of two batches exercise the
+// multi-item buckets as well.
+func TestProperty(t *testing.T) {
+	client := newClient(endpoint)
+	for _, perItem := range []int{dynamostate.BatchesPerItem, 2} {
+		t.Run(fmt.Sprintf("BatchesPerItem=%d", perItem), func(t *testing.T) {
+			t.Parallel()
+			cfg := statetest.PropertyEnv(t, statetest.PropertyConfig{Cases: 60, Seed: 2, Workers: 6, Events: 40})
+			statetest.Property(t, func(t *testing.T, now func() time.Time) detect.State {
+				return dynamostate.New(client, newTable(t, client), now,
+					dynamostate.WithLease(statetest.Lease), dynamostate.WithBatchesPerItem(perItem))
+			}, cfg)
+		})
+	}
+}
+
 func TestCreateTableTwice(t *testing.T) {
 	client := newClient(endpoint)
 	name := newTable(t, client)

@@ -38,9 +38,10 @@ const (
 	attrSentBatch     = "sent_batch"
 	attrClaimBatch    = "claim_batch"
 	attrClaimFinding  = "claim_finding"
+	attrClaimSeverity = "claim_severity"
 	attrClaimUntil    = "claim_until_ns"
 
-	skNotify    = "notify"
+	skNotify    = "n#"
 	skBucket    = "b#"
 	skTimeFmt   = "2006-01-02T15:04:05Z"
 	skShardFmt  = "%03d"
@@ -52,6 +53,12 @@ const (
 func batchHash(batch string) string {
 	sum := sha256.Sum256([]byte(batch))
 	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// notifySK is the sort key of the notify item of the suppression period
+// that starts at period.
+func notifySK(period time.Time) string {
+	return skNotify + period.UTC().Format(skTimeFmt)
 }
 
 func bucketSK(start time.Time, shard int) string {
@@ -196,8 +203,8 @@ func stringSet(v types.AttributeValue) ([]string, error) {
 }
 
 // merged folds a bucket's shards, ascending by index, into what the bucket
-// holds as one: counts add, First comes from the oldest shard and Last from
-// the newest (only the newest is ever written), sets unite.
+// holds as one: counts add, First is the earliest and Last the latest of the
+// shards', sets unite.
 func merged(shards []shard) detect.Bucket {
 	b := detect.Bucket{Start: shards[0].start}
 	sat := make(map[string]bool)
@@ -207,10 +214,12 @@ func merged(shards []shard) detect.Bucket {
 	firstSet := false
 	for _, sh := range shards {
 		b.Count += sh.count
-		if !firstSet && sh.hasFirst {
+		if sh.hasFirst && (!firstSet || sh.first.Before(b.First)) {
 			b.First, firstSet = sh.first, true
 		}
-		b.Last = sh.last
+		if sh.last.After(b.Last) {
+			b.Last = sh.last
+		}
 		b.ValuesTruncated = b.ValuesTruncated || sh.truncated
 		for _, f := range sh.saturated {
 			sat[f] = true
@@ -286,7 +295,10 @@ func itemKey(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: attrS(pk), attrSK: attrS(sk)}
 }
 
-// timeFmt stores event times exactly, in UTC.
-const timeFmt = time.RFC3339Nano
+// timeFmt stores event times exactly, in UTC, at a fixed width, so that a
+// condition comparing two stored times as strings compares them as times.
+const timeFmt = "2006-01-02T15:04:05.000000000Z"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeFmt) }
 
 func unixTime(u int64) time.Time { return time.Unix(u, 0).UTC() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/anonwatch/anonwatch/internal/detect"
 	"github.com/anonwatch/anonwatch/internal/memstate"
@@ -12,9 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// Claim grants c when no finding for c.Key suppresses it and no other batch
-// holds a live claim on c.Key, with one conditional UpdateItem; a failed
-// condition is a refusal, not an error.
+// Claim grants c unless a finding of c.Severity or higher was sent for
+// (c.Key, c.Period) or another batch holds a live claim there of c.Severity
+// or higher, with one conditional UpdateItem; a failed condition is a
+// refusal, not an error.
 func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 	if err := memstate.CheckClaim(c); err != nil {
 		return false, err
@@ -22,20 +24,20 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 	now := s.now()
 	until := now.Add(s.lease)
 	e := newExpr()
-	su, sev := e.name(attrSuppressUntil), e.name(attrSeverity)
-	cb, cu := e.name(attrClaimBatch), e.name(attrClaimUntil)
-	batch := e.value(attrS(c.Batch))
-	update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = %s",
+	sev, cb, cs, cu := e.name(attrSeverity), e.name(attrClaimBatch), e.name(attrClaimSeverity), e.name(attrClaimUntil)
+	batch, level := e.value(attrS(c.Batch)), e.value(attrNum(int(c.Severity)))
+	update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = %s, %s = %s",
 		cb, batch,
+		cs, level,
 		e.name(attrClaimFinding), e.value(attrS(c.FindingID)),
 		cu, e.value(attrN(unixNanos(until))),
-		e.name(TTLAttribute), e.value(attrN(expiry(c.SuppressUntil, until))))
-	// Suppression compares event times only, the lease wall times only.
-	cond := fmt.Sprintf("(attribute_not_exists(%s) OR %s <= %s OR %s < %s) AND (attribute_not_exists(%s) OR %s = %s OR %s <= %s)",
-		su, su, e.value(attrN(unixNanos(c.At))), sev, e.value(attrNum(int(c.Severity))),
-		cb, cb, batch, cu, e.value(attrN(unixNanos(now))))
+		e.name(TTLAttribute), e.value(attrN(expiry(c.PeriodEnd, until))))
+	// The sent severity is per period of event time; the lease is wall time.
+	cond := fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s) AND (attribute_not_exists(%s) OR %s = %s OR %s <= %s OR %s < %s)",
+		sev, sev, level,
+		cb, cb, batch, cu, e.value(attrN(unixNanos(now))), cs, level)
 	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
-		Key:                       itemKey(c.Key, skNotify),
+		Key:                       itemKey(c.Key, notifySK(c.Period)),
 		UpdateExpression:          aws.String(update),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  e.names,
@@ -52,44 +54,69 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 	}
 }
 
-// MarkSent records c as the last finding sent for c.Key and releases
-// c.Batch's claim if it still holds it. That takes one UpdateItem, or two
-// when another batch took the claim over meanwhile (its lease had run out):
-// the second records the finding and leaves that batch's claim alone.
+// MarkSent records c as sent for (c.Key, c.Period), keeping the higher of
+// the recorded severity and c's, and releases c.Batch's claim if it still
+// holds it. DynamoDB has no max(), so each step is a condition: one
+// UpdateItem when c is the highest so far and its claim is still c.Batch's
+// (the usual case), up to three when a higher claim overtook it.
 func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
 	if err := memstate.CheckClaim(c); err != nil {
 		return err
 	}
-	err := s.markSent(ctx, c, true)
+	steps := []struct{ record, release bool }{{true, true}, {true, false}, {false, true}}
 	var failed *types.ConditionalCheckFailedException
-	if errors.As(err, &failed) {
-		err = s.markSent(ctx, c, false)
+	for _, st := range steps {
+		err := s.markSent(ctx, c, st.record, st.release)
+		if err == nil {
+			// Step 2 succeeding means step 1 failed on the claim alone:
+			// it is another batch's, so there is nothing to release.
+			return nil
+		}
+		if !errors.As(err, &failed) {
+			return fmt.Errorf("mark sent %s key %q: %w", s.table, c.Key, err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("mark sent %s key %q: %w", s.table, c.Key, err)
-	}
+	// A higher severity is recorded and the claim is not c.Batch's: nothing
+	// is left to do.
 	return nil
 }
 
-// markSent records c; with release it also drops the pending claim, on
-// condition that the claim is c.Batch's or absent.
-func (s *State) markSent(ctx context.Context, c detect.Claim, release bool) error {
+// markSent records c's severity (record, on condition that no higher or
+// equal one is recorded) and drops the pending claim (release, on
+// condition that it is c.Batch's or absent).
+func (s *State) markSent(ctx context.Context, c detect.Claim, record, release bool) error {
 	e := newExpr()
-	update := fmt.Sprintf("SET %s = %s, %s = %s, %s = %s, %s = %s, %s = %s",
-		e.name(attrSuppressUntil), e.value(attrN(unixNanos(c.SuppressUntil))),
-		e.name(attrSeverity), e.value(attrNum(int(c.Severity))),
-		e.name(attrFindingID), e.value(attrS(c.FindingID)),
-		e.name(attrSentBatch), e.value(attrS(c.Batch)),
-		e.name(TTLAttribute), e.value(attrN(expiry(c.SuppressUntil, s.now()))))
-	in := &dynamodb.UpdateItemInput{Key: itemKey(c.Key, skNotify)}
+	var sets, conds []string
+	if record {
+		sev, level := e.name(attrSeverity), e.value(attrNum(int(c.Severity)))
+		sets = append(sets,
+			sev+" = "+level,
+			e.name(attrFindingID)+" = "+e.value(attrS(c.FindingID)),
+			e.name(attrSentBatch)+" = "+e.value(attrS(c.Batch)),
+			e.name(TTLAttribute)+" = "+e.value(attrN(expiry(c.PeriodEnd, s.now()))))
+		conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)", sev, sev, level))
+	}
+	update := ""
+	if len(sets) > 0 {
+		update = "SET " + strings.Join(sets, ", ")
+	}
 	if release {
 		cb := e.name(attrClaimBatch)
-		update += fmt.Sprintf(" REMOVE %s, %s, %s", cb, e.name(attrClaimFinding), e.name(attrClaimUntil))
-		in.ConditionExpression = aws.String(fmt.Sprintf("attribute_not_exists(%s) OR %s = %s", cb, cb, e.value(attrS(c.Batch))))
+		update += fmt.Sprintf(" REMOVE %s, %s, %s, %s", cb, e.name(attrClaimSeverity), e.name(attrClaimFinding), e.name(attrClaimUntil))
+		batch := e.value(attrS(c.Batch))
+		if record {
+			conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s = %s)", cb, cb, batch))
+		} else {
+			// Only a claim of c.Batch's is released; absent, nothing to do.
+			conds = append(conds, fmt.Sprintf("%s = %s", cb, batch))
+		}
 	}
-	in.UpdateExpression = aws.String(update)
-	in.ExpressionAttributeNames = e.names
-	in.ExpressionAttributeValues = e.values
-	_, err := s.update(ctx, in)
+	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
+		Key:                       itemKey(c.Key, notifySK(c.Period)),
+		UpdateExpression:          aws.String(strings.TrimSpace(update)),
+		ConditionExpression:       aws.String(strings.Join(conds, " AND ")),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+	})
 	return err
 }

@@ -27,20 +27,21 @@ func Example() {
 	b := ws[0].Buckets[0]
 	fmt.Println(b.Count, b.Values["path"])
 
+	period := detect.PeriodStart(b.Last, time.Hour)
 	c := detect.Claim{Key: agg.Key, FindingID: "f1", Batch: "batch-1", Severity: rules.Medium,
-		At: b.Last, SuppressUntil: b.Last.Add(time.Hour)}
+		Period: period, PeriodEnd: period.Add(time.Hour)}
 	ok, _ := st.Claim(ctx, c)
 	fmt.Println("claimed:", ok)
 	_ = st.MarkSent(ctx, c)
 	c.Batch = "batch-2"
 	ok, _ = st.Claim(ctx, c)
-	fmt.Println("claimed again inside suppression:", ok)
+	fmt.Println("claimed again in the same period:", ok)
 	c.Severity = rules.High
 	ok, _ = st.Claim(ctx, c)
 	fmt.Println("claimed at a higher severity:", ok)
 	// Output:
 	// 12 [/api /version]
 	// claimed: true
-	// claimed again inside suppression: false
+	// claimed again in the same period: false
 	// claimed at a higher severity: true
 }

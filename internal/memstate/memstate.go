@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/rules"
 )
 
 // DefaultLease is how long a granted claim keeps other batches from claiming
@@ -45,7 +46,7 @@ type State struct {
 
 	mu      sync.Mutex
 	buckets map[string]map[int64]*bucket // key → Start (Unix seconds) → bucket
-	notices map[string]*notice
+	notices map[noticeKey]*notice
 }
 
 var _ detect.State = (*State)(nil)
@@ -63,14 +64,19 @@ type bucket struct {
 	truncated   bool
 }
 
+// notice is the notification state of one (key, suppression period).
 type notice struct {
-	sent          bool
-	suppressUntil time.Time
-	severity      int
-	findingID     string
+	severity  int // highest severity sent; 0: none
+	findingID string
 
-	claimBatch string // "" when no claim is pending
-	claimUntil time.Time
+	claimBatch    string // "" when no claim is pending
+	claimSeverity int
+	claimUntil    time.Time
+}
+
+type noticeKey struct {
+	key    string
+	period int64 // Unix seconds
 }
 
 // New returns an empty State that reads the wall clock from now, which only
@@ -84,7 +90,7 @@ func New(now func() time.Time, lease time.Duration) *State {
 		now:     now,
 		lease:   lease,
 		buckets: make(map[string]map[int64]*bucket),
-		notices: make(map[string]*notice),
+		notices: make(map[noticeKey]*notice),
 	}
 }
 
@@ -122,6 +128,7 @@ func (s *State) merge(batch, key string, b detect.Bucket) {
 		bk = &bucket{
 			start:     b.Start,
 			first:     b.First,
+			last:      b.Last,
 			batches:   make(map[string]bool),
 			marks:     make(map[int]bool),
 			distinct:  make(map[string]map[string]bool),
@@ -135,7 +142,12 @@ func (s *State) merge(batch, key string, b detect.Bucket) {
 	}
 	bk.batches[batch] = true
 	bk.count += b.Count
-	bk.last = b.Last
+	if b.First.Before(bk.first) {
+		bk.first = b.First
+	}
+	if b.Last.After(bk.last) {
+		bk.last = b.Last
+	}
 	for _, m := range b.Marks {
 		bk.marks[m] = true
 	}
@@ -251,8 +263,9 @@ func sortedSets(sets map[string]map[string]bool) map[string][]string {
 	return out
 }
 
-// Claim grants c when no finding for c.Key suppresses it and no other batch
-// holds a live claim on c.Key; see detect.State.
+// Claim grants c unless a finding of c.Severity or higher was sent for
+// (c.Key, c.Period) or another batch holds a live claim there of c.Severity
+// or higher; see detect.State.
 func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 	if err := CheckClaim(c); err != nil {
 		return false, err
@@ -263,19 +276,21 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.noticeFor(c.Key)
-	unsuppressed := !n.sent || !n.suppressUntil.After(c.At) || int(c.Severity) > n.severity
-	free := n.claimBatch == "" || n.claimBatch == c.Batch || !now.Before(n.claimUntil)
-	if !unsuppressed || !free {
+	n := s.noticeFor(c)
+	sev := int(c.Severity)
+	free := n.claimBatch == "" || n.claimBatch == c.Batch || !now.Before(n.claimUntil) || n.claimSeverity < sev
+	if n.severity >= sev || !free {
 		return false, nil
 	}
 	n.claimBatch = c.Batch
+	n.claimSeverity = sev
 	n.claimUntil = now.Add(s.lease)
 	return true, nil
 }
 
-// MarkSent records c as the last finding sent for c.Key and releases
-// c.Batch's claim, if it still holds one.
+// MarkSent records c as sent for (c.Key, c.Period), keeping the higher of
+// the recorded severity and c's, and releases c.Batch's claim, if it still
+// holds one.
 func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
 	if err := CheckClaim(c); err != nil {
 		return err
@@ -285,24 +300,27 @@ func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.noticeFor(c.Key)
-	n.sent = true
-	n.suppressUntil = c.SuppressUntil
-	n.severity = int(c.Severity)
-	n.findingID = c.FindingID
+	n := s.noticeFor(c)
+	if sev := int(c.Severity); sev > n.severity {
+		n.severity = sev
+		n.findingID = c.FindingID
+	}
 	if n.claimBatch == c.Batch {
 		n.claimBatch = ""
+		n.claimSeverity = 0
 		n.claimUntil = time.Time{}
 	}
 	return nil
 }
 
-// noticeFor returns key's notice, creating it; s.mu must be held.
-func (s *State) noticeFor(key string) *notice {
-	n := s.notices[key]
+// noticeFor returns the notice of c's key and period, creating it; s.mu
+// must be held.
+func (s *State) noticeFor(c detect.Claim) *notice {
+	k := noticeKey{c.Key, c.Period.Unix()}
+	n := s.notices[k]
 	if n == nil {
 		n = &notice{}
-		s.notices[key] = n
+		s.notices[k] = n
 	}
 	return n
 }
@@ -316,19 +334,25 @@ func CheckClaim(c detect.Claim) error {
 		return fmt.Errorf("claim key %.64q: length %d not in [1, %d]", c.Key, len(c.Key), MaxKeyLen)
 	case c.Batch == "":
 		return fmt.Errorf("claim on %q: empty batch id", c.Key)
+	case c.Severity < rules.Low || c.Severity > rules.Critical:
+		return fmt.Errorf("claim on %q: severity %d out of range", c.Key, c.Severity)
+	case !c.PeriodEnd.After(c.Period):
+		return fmt.Errorf("claim on %q: period end %v not after its start %v", c.Key, c.PeriodEnd, c.Period)
+	case c.Period.Year() < 1 || c.PeriodEnd.Year() > 9999:
+		return fmt.Errorf("claim on %q: period %v outside years 1 to 9999", c.Key, c.Period)
 	}
 	return nil
 }
 
-// WindowRange returns the first and last bucket Start that a's window
+// WindowRange returns the first and last bucket Start that a's Window
 // covers: from the first bucket of the window that ends with a's first
-// bucket to a's last bucket. a must have buckets.
+// bucket to the last bucket of the window that starts with a's last bucket,
+// so every window that holds one of a's buckets lies inside. a must have
+// buckets.
 func WindowRange(a detect.Aggregate) (from, to time.Time) {
-	from = a.Buckets[0].Start.Add(detect.BucketWidth - a.Window)
-	if t := from.Truncate(detect.BucketWidth); t.Before(from) {
-		from = t.Add(detect.BucketWidth)
-	}
-	return from, a.Buckets[len(a.Buckets)-1].Start
+	span := detect.WindowSpan(a.Window)
+	from = a.Buckets[0].Start.Add(-span)
+	return from, a.Buckets[len(a.Buckets)-1].Start.Add(span)
 }
 
 // Normalize checks aggs against the limits Apply enforces and returns a

@@ -14,3 +14,13 @@ func TestConformance(t *testing.T) {
 		return memstate.New(now, statetest.Lease)
 	})
 }
+
+// TestProperty runs the detector over memstate against the one-event-at-a-
+// time oracle: random batch cuts, delivery orders, concurrent invocations
+// and retries (see statetest.Property).
+func TestProperty(t *testing.T) {
+	cfg := statetest.PropertyEnv(t, statetest.PropertyConfig{Cases: 2000, Seed: 1, Workers: 4, Events: 60})
+	statetest.Property(t, func(t *testing.T, now func() time.Time) detect.State {
+		return memstate.New(now, statetest.Lease)
+	}, cfg)
+}

@@ -46,7 +46,7 @@ var (
 //	    collect: [code, request_uri]      # any Field
 //	    threshold: {count: 1, window: 1h} # or distinct: {FIELD: N}; window whole minutes, 1m..24h
 //	    suppress: 6h                # (0, 168h]; default: the window
-//	    escalate:                   # each above severity; one of count, distinct, when
+//	    escalate:                   # at most 64, each above severity; one of count, distinct, when
 //	      - {severity: high, when: 'code >= 200 && code <= 299'}
 //
 // fileDoc is that file. Rules stay raw so that each is decoded on its own and
@@ -249,6 +249,15 @@ func buildRule(env *cel.Env, raw json.RawMessage) (*Rule, error) {
 		if r.Suppress <= 0 || r.Suppress > maxSuppress {
 			return nil, fmt.Errorf("suppress: %s is outside (0, %s]", d.Suppress, fmtDuration(maxSuppress))
 		}
+		// Suppression periods are slots of event time aligned to the
+		// epoch (detect.PeriodStart); whole minutes keep every event of a
+		// one-minute bucket in one period.
+		if r.Suppress%time.Minute != 0 {
+			return nil, fmt.Errorf("suppress: %s is not a whole number of minutes", d.Suppress)
+		}
+	}
+	if len(d.Escalate) > MaxEscalations {
+		return nil, fmt.Errorf("escalate: %d entries, at most %d", len(d.Escalate), MaxEscalations)
 	}
 	for i, e := range d.Escalate {
 		esc, when, err := parseEscalation(env, r, e)

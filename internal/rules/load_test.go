@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/anonwatch/anonwatch/internal/audit"
 )
 
 // ruleFile returns a rule file with one valid rule "r1", with the keys in
@@ -133,6 +136,7 @@ func TestLoadErrors(t *testing.T) {
 			"threshold": "{distinct: {path: 5}, window: 1h}",
 			"escalate":  "[{severity: high, distinct: {user_agent: 6}}, {severity: high, distinct: {verb: 6}}, {severity: critical, distinct: {code: 6}}]"}),
 			`rules.yaml: rule "r1": threshold and escalate count distinct values of 4 fields, at most 3`},
+		{"suppress not whole minutes", ruleFile(map[string]string{"suppress": "90s"}), `rules.yaml: rule "r1": suppress: 90s is not a whole number of minutes`},
 		{"suppress negative", ruleFile(map[string]string{"suppress": "-1h"}), `rules.yaml: rule "r1": suppress: -1h is outside (0, 168h]`},
 		{"escalation not above", ruleFile(map[string]string{"escalate": "[{severity: medium, count: 5}]"}),
 			`rules.yaml: rule "r1": escalate[0]: severity: medium is not above the rule's medium`},
@@ -152,6 +156,11 @@ func TestLoadErrors(t *testing.T) {
 			`rules.yaml: rule "r1": unknown field "at"`},
 		{"escalation non-bool when", ruleFile(map[string]string{"escalate": "[{severity: high, when: 'verb'}]"}),
 			`rules.yaml: rule "r1": escalate[0]: when: expression has type string, want bool`},
+		// Marks are the bits of a uint64: a 65th escalation could never fire.
+		{"too many escalations", ruleFile(map[string]string{"escalate": escalations(MaxEscalations + 1)}),
+			`rules.yaml: rule "r1": escalate: 65 entries, at most 64`},
+		{"far too many escalations", ruleFile(map[string]string{"escalate": escalations(1000)}),
+			`rules.yaml: rule "r1": escalate: 1000 entries, at most 64`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -161,6 +170,53 @@ func TestLoadErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Load error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+// escalations returns a flow list of n escalations, the i-th satisfied by a
+// request whose response code is i.
+func escalations(n int) string {
+	es := make([]string, n)
+	for i := range es {
+		es[i] = fmt.Sprintf("{severity: high, when: 'code == %d'}", i)
+	}
+	return "[" + strings.Join(es, ", ") + "]"
+}
+
+// TestLoadEscalationBound checks that a rule may have MaxEscalations
+// escalations and that the last of them fires.
+func TestLoadEscalationBound(t *testing.T) {
+	tests := []struct {
+		code      int
+		wantMarks []int
+	}{
+		{code: 0, wantMarks: []int{0}},
+		{code: MaxEscalations - 1, wantMarks: []int{MaxEscalations - 1}},
+		{code: MaxEscalations, wantMarks: []int{}},
+	}
+	s, err := Load("rules.yaml", []byte(ruleFile(map[string]string{"escalate": escalations(MaxEscalations)})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Rule("r1").Escalate); n != MaxEscalations {
+		t.Fatalf("loaded %d escalations, want %d", n, MaxEscalations)
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.code), func(t *testing.T) {
+			ev := audit.Event{Stage: audit.StageResponseComplete, User: audit.User{Username: "system:anonymous"}, ResponseCode: tt.code}
+			var got []int
+			matched := false
+			s.Match(&ev, "demo", func(r *Rule, marks []int) {
+				matched = true
+				got = append([]int{}, marks...)
+			})
+			if !matched {
+				t.Fatal("rule r1 did not match")
+			}
+			if diff := cmp.Diff(tt.wantMarks, got); diff != "" {
+				t.Errorf("marks (-want +got):\n%s", diff)
 			}
 		})
 	}

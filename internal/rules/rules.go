@@ -109,6 +109,10 @@ type Escalation struct {
 const (
 	MaxCollect        = 10
 	MaxDistinctFields = 3
+	// MaxEscalations bounds a rule's escalations: detect records which
+	// ones an event satisfied as the bits of a uint64, so an escalation
+	// past the 64th could never fire.
+	MaxEscalations = 64
 )
 
 // DistinctFields returns the fields whose distinct values the threshold or an

@@ -9,9 +9,9 @@
 //     stored bucket (a.Key, b.Start) at most once per (batch, a.Key,
 //     b.Start), however often Apply runs with that batch, including after an
 //     earlier call failed part-way.
-//   - Merge: Count adds; First is the First of the first batch applied to the
-//     bucket; Last is the Last of the most recently applied batch; Marks and
-//     Saturated are unions; Distinct[f] is a union, unless the stored set
+//   - Merge: Count adds; First is the earliest and Last the latest of the
+//     merged batches' (whatever their order); Marks and Saturated are unions;
+//     Distinct[f] is a union, unless the stored set
 //     already holds DistinctCap or more elements, in which case the batch's
 //     elements are dropped (the field is then reported Saturated, as is any
 //     field whose stored set holds DistinctCap or more); Values[f] is a union
@@ -23,17 +23,20 @@
 //     call, Window ≥ BucketWidth, Starts aligned and strictly ascending;
 //     values clipped to StoredValueLen, at most BucketValuesCap per field.
 //   - It returns one Window per aggregate, in order, holding every stored
-//     bucket of a.Key whose Start lies in [a.Buckets[0].Start − a.Window +
-//     BucketWidth, a.Buckets[last].Start], ascending, after the merge. Sets
-//     are sorted; empty maps and slices are nil.
+//     bucket of a.Key whose Start lies in [a.Buckets[0].Start − span,
+//     a.Buckets[last].Start + span] (span = detect.WindowSpan(a.Window)),
+//     ascending, read after the merge: of two concurrent calls, the one
+//     that returns last sees the other's buckets. Sets are sorted; empty
+//     maps and slices are nil.
 //
-// Claim(c) is granted iff (no finding was sent for c.Key, or the last one's
-// SuppressUntil ≤ c.At, or c.Severity is higher than its Severity) and (no
-// claim is pending on c.Key, or it is c.Batch's, or its lease has expired:
-// now ≥ granted-at + lease by the wall clock). A grant records a pending claim
-// for c.Batch with a fresh lease. MarkSent(c) records {SuppressUntil,
-// Severity, FindingID} for c.Key, replacing the previous record, and releases
-// the pending claim only if it is c.Batch's.
+// Claims are per (Key, Period). Claim(c) is granted iff no finding of
+// c.Severity or higher was marked sent for (c.Key, c.Period), and (no claim
+// is pending there, or it is c.Batch's, or its lease has expired: now ≥
+// granted-at + lease by the wall clock, or its severity is lower than
+// c.Severity). A grant records a pending claim for c.Batch at c.Severity
+// with a fresh lease. MarkSent(c) raises the sent severity of (c.Key,
+// c.Period) to c.Severity if it is lower, never lowers it, and releases the
+// pending claim only if it is c.Batch's.
 package statetest
 
 import (
@@ -101,10 +104,13 @@ func Run(t *testing.T, newState func(t *testing.T, now func() time.Time) detect.
 		{"Empty", testEmpty},
 		{"ResultsDoNotAlias", testAliasing},
 		{"ConcurrentApply", testConcurrentApply},
+		{"ConcurrentAdjacentMinutesSeeEachOther", testConcurrentAdjacent},
 		{"ClaimRace", testClaimRace},
 		{"ClaimSameBatchAgain", testClaimSameBatch},
+		{"HigherOvertakesPendingClaim", testHigherOvertakesPending},
+		{"LateLowerMarkSentKeepsHigher", testLateLowerMarkSentKeepsHigher},
 		{"MarkSentSuppresses", testMarkSent},
-		{"SuppressionEndsAtSuppressUntil", testSuppressionBoundary},
+		{"PeriodsAreEventTime", testPeriodsAreEventTime},
 		{"LeaseExpiry", testLease},
 		{"MarkSentKeepsOtherBatchClaim", testMarkSentOtherClaim},
 		{"InvalidClaim", testInvalidClaim},
@@ -196,14 +202,14 @@ func testMerge(t *testing.T, st detect.State, _ *Clock) {
 			}},
 		},
 		{
-			// First stays with the first batch even though b2's is earlier;
-			// Last follows the latest batch even though b1's was later.
+			// First is the earliest (b2's, delivered second) and Last the
+			// latest (b1's, delivered first): min and max, not arrival order.
 			batch: "batch-2",
 			agg:   agg(key, w, b2, bkt(1, 4)),
 			want: []detect.Bucket{
 				{
 					Start: minute(0), Count: 5,
-					First: minute(0).Add(10 * time.Second), Last: minute(0).Add(15 * time.Second),
+					First: minute(0).Add(5 * time.Second), Last: minute(0).Add(20 * time.Second),
 					Distinct:        map[string][]string{"path": {"h1", "h2", "h3"}, "user_agent": {"u1"}},
 					Saturated:       []string{"verb"},
 					Marks:           []int{0, 2},
@@ -220,7 +226,7 @@ func testMerge(t *testing.T, st detect.State, _ *Clock) {
 			want: []detect.Bucket{
 				{
 					Start: minute(0), Count: 5,
-					First: minute(0).Add(10 * time.Second), Last: minute(0).Add(15 * time.Second),
+					First: minute(0).Add(5 * time.Second), Last: minute(0).Add(20 * time.Second),
 					Distinct:        map[string][]string{"path": {"h1", "h2", "h3"}, "user_agent": {"u1"}},
 					Saturated:       []string{"verb"},
 					Marks:           []int{0, 2},
@@ -322,11 +328,11 @@ func testWindowBounds(t *testing.T, st detect.State, _ *Clock) {
 		agg  detect.Aggregate
 		want []detect.Bucket
 	}{
-		{"one bucket: the 5 minutes ending with it, not later ones", agg(key, w, bkt(10, 1)), span(6, 10, map[int]int64{10: 1})},
-		{"two buckets: from the window of the first to the last", agg(key, w, bkt(8, 1), bkt(10, 1)), span(4, 10, map[int]int64{8: 1, 10: 2})},
+		{"one bucket: every 5-minute window holding it, to 4 minutes later", agg(key, w, bkt(6, 1)), span(2, 10, map[int]int64{6: 1})},
+		{"two buckets: from the window of the first to the window after the last", agg(key, w, bkt(4, 1), bkt(6, 1)), span(0, 10, map[int]int64{4: 1, 6: 2})},
 		{"window of one bucket", agg(key, time.Minute, bkt(3, 1)), span(3, 3, map[int]int64{3: 1})},
-		{"window not a multiple of the bucket width", agg(key, 150*time.Second, bkt(12, 1)), span(11, 12, map[int]int64{12: 1})},
-		{"window reaching before any stored bucket", agg(key, time.Hour, bkt(2, 1)), span(0, 2, map[int]int64{2: 1})},
+		{"window not a multiple of the bucket width", agg(key, 150*time.Second, bkt(9, 1)), span(8, 10, map[int]int64{9: 1})},
+		{"window reaching before and after every stored bucket", agg(key, time.Hour, bkt(2, 1)), span(0, 12, map[int]int64{2: 1, 3: 1, 4: 1, 6: 2, 9: 1})},
 	}
 	for i, tc := range tests {
 		got := apply(t, st, fmt.Sprintf("probe-%d", i), tc.agg)
@@ -565,14 +571,49 @@ func testConcurrentApply(t *testing.T, st detect.State, _ *Clock) {
 	}
 }
 
-func claim(key, batch string, sev rules.Severity, at time.Time) detect.Claim {
+// P0 is the suppression period of the claim tests; P1 the next one.
+var (
+	P0 = T0
+	P1 = T0.Add(time.Hour)
+)
+
+// testConcurrentAdjacent: two writers to adjacent minutes of one window,
+// at the same moment. Whatever the interleaving, the one whose Apply reads
+// last must see both buckets, or a window that crosses a threshold only
+// with both would fire in neither.
+func testConcurrentAdjacent(t *testing.T, st detect.State, _ *Clock) {
+	const rounds = 40
+	w := 10 * time.Minute
+	for r := range rounds {
+		key := fmt.Sprintf("adjacent#%d", r)
+		var wg sync.WaitGroup
+		got := make([][]detect.Window, 2)
+		errs := make([]error, 2)
+		for i := range 2 {
+			wg.Go(func() {
+				got[i], errs[i] = st.Apply(context.Background(), fmt.Sprintf("b%d", i), []detect.Aggregate{agg(key, w, bkt(i, 1))})
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", r, err)
+			}
+		}
+		if len(got[0][0].Buckets) < 2 && len(got[1][0].Buckets) < 2 {
+			t.Fatalf("round %d: neither writer saw both minutes: %d and %d buckets", r, len(got[0][0].Buckets), len(got[1][0].Buckets))
+		}
+	}
+}
+
+func claim(key, batch string, sev rules.Severity, period time.Time) detect.Claim {
 	return detect.Claim{
-		Key:           key,
-		FindingID:     "f-" + batch,
-		Batch:         batch,
-		Severity:      sev,
-		At:            at,
-		SuppressUntil: at.Add(time.Hour),
+		Key:       key,
+		Period:    period,
+		PeriodEnd: period.Add(time.Hour),
+		FindingID: fmt.Sprintf("f-%s-%s", batch, sev),
+		Batch:     batch,
+		Severity:  sev,
 	}
 }
 
@@ -615,7 +656,7 @@ func testClaimRace(t *testing.T, st detect.State, _ *Clock) {
 		for g := range contenders {
 			batch := fmt.Sprintf("batch-%d", g)
 			wg.Go(func() {
-				ok, err := st.Claim(context.Background(), claim(key, batch, rules.Medium, T0))
+				ok, err := st.Claim(context.Background(), claim(key, batch, rules.Medium, P0))
 				if err != nil {
 					t.Errorf("Claim: %v", err)
 				}
@@ -635,78 +676,109 @@ func testClaimRace(t *testing.T, st detect.State, _ *Clock) {
 
 func testClaimSameBatch(t *testing.T, st detect.State, clock *Clock) {
 	runClaims(t, st, clock, []claimStep{
-		{name: "first claim", c: claim("k", "A", rules.Medium, T0), want: true},
-		{name: "same batch again (a retried batch whose publish failed)", advance: time.Minute, c: claim("k", "A", rules.Medium, T0), want: true},
-		{name: "other batch while A's claim is live", c: claim("k", "B", rules.Medium, T0), want: false},
-		{name: "other batch, higher severity, still blocked by the claim", c: claim("k", "B", rules.Critical, T0), want: false},
-		{name: "other key is independent", c: claim("k2", "B", rules.Medium, T0), want: true},
+		{name: "first claim", c: claim("k", "A", rules.Medium, P0), want: true},
+		{name: "same batch again (a retried batch whose publish failed)", advance: time.Minute, c: claim("k", "A", rules.Medium, P0), want: true},
+		{name: "other batch, same severity, while A's claim is live", c: claim("k", "B", rules.Medium, P0), want: false},
+		{name: "other batch, lower severity, while A's claim is live", c: claim("k", "B", rules.Low, P0), want: false},
+		{name: "other key is independent", c: claim("k2", "B", rules.Medium, P0), want: true},
+		{name: "other period is independent", c: claim("k", "B", rules.Medium, P1), want: true},
+	})
+}
+
+// testHigherOvertakesPending: a pending claim of a lower severity must not
+// swallow a higher one (stream A claims a medium pod scan, stream B sees a
+// pod list that succeeded).
+func testHigherOvertakesPending(t *testing.T, st detect.State, clock *Clock) {
+	runClaims(t, st, clock, []claimStep{
+		{name: "A claims medium", c: claim("k", "A", rules.Medium, P0), want: true},
+		{name: "B claims high over A's pending medium", c: claim("k", "B", rules.High, P0), want: true},
+		{name: "C's high is held back by B's pending high", c: claim("k", "C", rules.High, P0), want: false},
+		{name: "C's critical overtakes B's high", c: claim("k", "C", rules.Critical, P0), want: true},
+		{name: "A's retry is refused: a higher claim is pending", c: claim("k", "A", rules.Medium, P0), want: false},
+		{name: "A marks its medium sent", c: claim("k", "A", rules.Medium, P0), mark: true},
+		{name: "B marks its high sent", c: claim("k", "B", rules.High, P0), mark: true},
+		{name: "D's high: sent already", c: claim("k", "D", rules.High, P0), want: false},
+		{name: "C marks its critical sent", c: claim("k", "C", rules.Critical, P0), mark: true},
+		{name: "D's critical: sent already", c: claim("k", "D", rules.Critical, P0), want: false},
+	})
+}
+
+// testLateLowerMarkSentKeepsHigher: a lower finding marked sent after a
+// higher one must not lower what the period recorded, or a later finding of
+// the higher severity would be sent again.
+func testLateLowerMarkSentKeepsHigher(t *testing.T, st detect.State, clock *Clock) {
+	runClaims(t, st, clock, []claimStep{
+		{name: "A claims medium", c: claim("k", "A", rules.Medium, P0), want: true},
+		{name: "B claims high", c: claim("k", "B", rules.High, P0), want: true},
+		{name: "B marks high sent", c: claim("k", "B", rules.High, P0), mark: true},
+		{name: "A marks medium sent, late", c: claim("k", "A", rules.Medium, P0), mark: true},
+		{name: "C's high stays suppressed", c: claim("k", "C", rules.High, P0), want: false},
+		{name: "C's medium stays suppressed", c: claim("k", "C", rules.Medium, P0), want: false},
+		{name: "no claim is pending: C's critical goes", c: claim("k", "C", rules.Critical, P0), want: true},
 	})
 }
 
 func testMarkSent(t *testing.T, st detect.State, clock *Clock) {
-	sent := claim("k", "A", rules.Medium, T0) // suppresses until T0+1h
+	sent := claim("k", "A", rules.Medium, P0)
 	runClaims(t, st, clock, []claimStep{
 		{name: "claim", c: sent, want: true},
 		{name: "mark sent", c: sent, mark: true},
 		{name: "same batch again: no re-send", c: sent, want: false},
-		{name: "other batch, same severity, inside suppression", c: claim("k", "B", rules.Medium, T0.Add(30*time.Minute)), want: false},
-		{name: "other batch, lower severity", c: claim("k", "B", rules.Low, T0.Add(30*time.Minute)), want: false},
-		{name: "escalation to a higher severity", c: claim("k", "B", rules.High, T0.Add(30*time.Minute)), want: true},
-		{name: "escalation marked sent", c: claim("k", "B", rules.High, T0.Add(30*time.Minute)), mark: true},
-		{name: "High now suppressed too", c: claim("k", "C", rules.High, T0.Add(40*time.Minute)), want: false},
-		{name: "Critical escalates again", c: claim("k", "C", rules.Critical, T0.Add(40*time.Minute)), want: true},
+		{name: "other batch, same severity, same period", c: claim("k", "B", rules.Medium, P0), want: false},
+		{name: "other batch, lower severity", c: claim("k", "B", rules.Low, P0), want: false},
+		{name: "escalation to a higher severity", c: claim("k", "B", rules.High, P0), want: true},
+		{name: "escalation marked sent", c: claim("k", "B", rules.High, P0), mark: true},
+		{name: "High now suppressed too", c: claim("k", "C", rules.High, P0), want: false},
+		{name: "Critical escalates again", c: claim("k", "C", rules.Critical, P0), want: true},
+		{name: "the next period starts afresh", c: claim("k", "D", rules.Low, P1), want: true},
 	})
 }
 
-func testSuppressionBoundary(t *testing.T, st detect.State, clock *Clock) {
-	sent := claim("k", "A", rules.High, T0)
-	until := sent.SuppressUntil
+func testPeriodsAreEventTime(t *testing.T, st detect.State, clock *Clock) {
 	runClaims(t, st, clock, []claimStep{
-		{name: "claim", c: sent, want: true},
-		{name: "mark sent", c: sent, mark: true},
-		{name: "a nanosecond before SuppressUntil", c: claim("k", "B", rules.High, until.Add(-time.Nanosecond)), want: false},
-		{name: "at SuppressUntil", c: claim("k", "B", rules.Low, until), want: true},
-	})
-	// Event time only: a wall clock far past SuppressUntil changes nothing.
-	runClaims(t, st, clock, []claimStep{
-		{name: "other key claim", c: claim("k2", "A", rules.High, T0), want: true},
-		{name: "other key mark sent", c: claim("k2", "A", rules.High, T0), mark: true},
-		{name: "wall clock a year on, event time inside suppression", advance: 365 * 24 * time.Hour, c: claim("k2", "B", rules.High, T0.Add(time.Minute)), want: false},
+		{name: "claim", c: claim("k", "A", rules.High, P0), want: true},
+		{name: "mark sent", c: claim("k", "A", rules.High, P0), mark: true},
+		{name: "same period", c: claim("k", "B", rules.High, P0), want: false},
+		{name: "next period, lower severity", c: claim("k", "B", rules.Low, P1), want: true},
+		// Event time only: a wall clock far past the period changes nothing.
+		{name: "wall clock a year on, same period", advance: 365 * 24 * time.Hour, c: claim("k", "C", rules.High, P0), want: false},
 	})
 }
 
 func testLease(t *testing.T, st detect.State, clock *Clock) {
 	runClaims(t, st, clock, []claimStep{
-		{name: "A claims", c: claim("k", "A", rules.Medium, T0), want: true},
-		{name: "B just before A's lease ends", advance: Lease - time.Nanosecond, c: claim("k", "B", rules.Medium, T0), want: false},
-		{name: "B when A's lease ends", advance: time.Nanosecond, c: claim("k", "B", rules.Medium, T0), want: true},
-		{name: "A again: B holds the claim now", c: claim("k", "A", rules.Medium, T0), want: false},
-		{name: "B renews its lease", advance: 10 * time.Minute, c: claim("k", "B", rules.Medium, T0), want: true},
-		{name: "A after B's first lease would have ended", advance: 10 * time.Minute, c: claim("k", "A", rules.Medium, T0), want: false},
-		{name: "A after B's renewed lease ended", advance: 5 * time.Minute, c: claim("k", "A", rules.Medium, T0), want: true},
+		{name: "A claims", c: claim("k", "A", rules.Medium, P0), want: true},
+		{name: "B just before A's lease ends", advance: Lease - time.Nanosecond, c: claim("k", "B", rules.Medium, P0), want: false},
+		{name: "B when A's lease ends", advance: time.Nanosecond, c: claim("k", "B", rules.Medium, P0), want: true},
+		{name: "A again: B holds the claim now", c: claim("k", "A", rules.Medium, P0), want: false},
+		{name: "B renews its lease", advance: 10 * time.Minute, c: claim("k", "B", rules.Medium, P0), want: true},
+		{name: "A after B's first lease would have ended", advance: 10 * time.Minute, c: claim("k", "A", rules.Medium, P0), want: false},
+		{name: "A after B's renewed lease ended", advance: 5 * time.Minute, c: claim("k", "A", rules.Medium, P0), want: true},
 	})
 }
 
 func testMarkSentOtherClaim(t *testing.T, st detect.State, clock *Clock) {
 	runClaims(t, st, clock, []claimStep{
-		{name: "A claims", c: claim("k", "A", rules.Medium, T0), want: true},
-		{name: "A's lease ends; B claims", advance: Lease, c: claim("k", "B", rules.Medium, T0), want: true},
+		{name: "A claims", c: claim("k", "A", rules.High, P0), want: true},
+		{name: "A's lease ends; B claims", advance: Lease, c: claim("k", "B", rules.High, P0), want: true},
 		// A's publish went out after all; its MarkSent records the finding
 		// but must not release B's claim.
-		{name: "A marks sent late", c: claim("k", "A", rules.Medium, T0), mark: true},
-		{name: "C escalates but B's claim is live", c: claim("k", "C", rules.Critical, T0), want: false},
-		{name: "B marks sent", c: claim("k", "B", rules.Medium, T0), mark: true},
-		{name: "C escalates once B released", c: claim("k", "C", rules.Critical, T0), want: true},
-		{name: "MarkSent without a claim records the finding", c: claim("k3", "D", rules.Medium, T0), mark: true},
-		{name: "and suppresses", c: claim("k3", "E", rules.Medium, T0), want: false},
+		{name: "A marks sent late", c: claim("k", "A", rules.Medium, P0), mark: true},
+		{name: "C's high is held back by B's live claim", c: claim("k", "C", rules.High, P0), want: false},
+		{name: "B marks sent", c: claim("k", "B", rules.High, P0), mark: true},
+		{name: "C's high is suppressed once B sent it", c: claim("k", "C", rules.High, P0), want: false},
+		{name: "MarkSent without a claim records the finding", c: claim("k3", "D", rules.Medium, P0), mark: true},
+		{name: "and suppresses", c: claim("k3", "E", rules.Medium, P0), want: false},
 	})
 }
 
 func testInvalidClaim(t *testing.T, st detect.State, _ *Clock) {
 	ctx := context.Background()
 	for _, c := range []detect.Claim{
-		claim("", "A", rules.Medium, T0),
-		claim("k", "", rules.Medium, T0),
+		claim("", "A", rules.Medium, P0),
+		claim("k", "", rules.Medium, P0),
+		claim("k", "A", 0, P0),
+		{Key: "k", Batch: "A", Severity: rules.Low, Period: P0, PeriodEnd: P0},
 	} {
 		if _, err := st.Claim(ctx, c); err == nil {
 			t.Errorf("Claim(key %q, batch %q) succeeded, want an error", c.Key, c.Batch)

@@ -1,0 +1,582 @@
+package statetest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anonwatch/anonwatch/internal/audit"
+	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/rules"
+)
+
+// PropertyRules are the rules the property test runs: a count threshold
+// with a count and a per-request escalation, a distinct threshold with a
+// distinct escalation, and a per-cluster rule with a one-minute window;
+// windows of 1m to 10m and suppression periods of 10m to 1h, so a
+// generated scenario of a few hours crosses many windows and periods.
+const PropertyRules = `
+rules:
+  - id: burst
+    title: Burst
+    severity: low
+    match: anonymous
+    group_by: [src_ip, cluster_name]
+    collect: [path, code]
+    threshold: {count: 3, window: 5m}
+    suppress: 10m
+    escalate:
+      - {severity: medium, count: 6}
+      - {severity: high, when: "code >= 200 && code <= 299", reason: a request was allowed}
+  - id: paths
+    title: Paths
+    severity: medium
+    match: anonymous && verb != "create"
+    group_by: [src_ip, cluster_name]
+    collect: [path]
+    threshold: {distinct: {path: 3}, window: 10m}
+    suppress: 30m
+    escalate:
+      - {severity: high, distinct: {path: 5}}
+  - id: write
+    title: Write
+    severity: high
+    match: anonymous && verb == "create"
+    group_by: [cluster_name]
+    collect: [src_ip]
+    threshold: {count: 1, window: 1m}
+    suppress: 1h
+    escalate:
+      - {severity: critical, when: "code == 201", reason: a write succeeded}
+`
+
+// PropertyConfig sizes a property run.
+type PropertyConfig struct {
+	Cases   int    // generated scenarios
+	Seed    uint64 // the run's seed; case i uses (Seed, i)
+	Workers int    // concurrent Process calls
+	// Events bounds the audit events of one scenario.
+	Events int
+}
+
+// Property checks the detector over the State that newState returns against
+// a one-event-at-a-time oracle. Each case generates audit events (real
+// audit.k8s.io/v1 lines) from a few addresses over a few hours, cuts them
+// into batches of random size (per stream in time order, shuffled, or mixed
+// across streams), delivers the batches in random order from
+// cfg.Workers goroutines at once, and delivers some twice (a Lambda retry).
+// Then, for every rule, group and suppression period:
+//
+//   - a finding was published iff the oracle, processing the events one at
+//     a time in event-time order, has one;
+//   - the highest severity published equals the oracle's;
+//   - no severity was published twice;
+//
+// and every stored bucket's count, first and last equal the oracle's.
+func Property(t *testing.T, newState func(t *testing.T, now func() time.Time) detect.State, cfg PropertyConfig) {
+	set, err := rules.Load("property.yaml", []byte(PropertyRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Workers < 1 {
+		cfg.Workers = 1
+	}
+	if cfg.Events < 1 {
+		cfg.Events = 60
+	}
+	clock := NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	st := newState(t, clock.Now)
+	var periods, published, batches int
+	for i := range cfg.Cases {
+		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
+		sc := generate(rng, fmt.Sprintf("prop-%d-%d", cfg.Seed, i), cfg.Events)
+		n, pub, msg := runCase(set, st, sc, cfg.Workers)
+		if msg != "" {
+			t.Fatalf("case %d (seed %d): %s\n%s", i, cfg.Seed, msg, sc.describe())
+		}
+		periods, published, batches = periods+n, published+pub, batches+len(sc.batches)
+	}
+	t.Logf("property: %d batches delivered; the oracle's findings cover %d (rule, group, period); %d findings published", batches, periods, published)
+	if cfg.Cases >= 10 && periods == 0 {
+		t.Fatal("property: no case produced a finding: the generator tests nothing")
+	}
+}
+
+// scenario is one generated case.
+type scenario struct {
+	cluster string
+	events  []genEvent // in generation order; times are not sorted
+	batches [][]int    // indices into events, one slice per batch
+	streams []string
+}
+
+type genEvent struct {
+	at     time.Time
+	src    string
+	verb   string
+	path   string
+	code   int
+	stream int
+	line   []byte
+}
+
+func (sc *scenario) describe() string {
+	var b strings.Builder
+	order := make([]int, len(sc.events))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return sc.events[x].at.Compare(sc.events[y].at) })
+	fmt.Fprintf(&b, "events by time (%d):\n", len(sc.events))
+	for _, i := range order {
+		e := sc.events[i]
+		fmt.Fprintf(&b, "  #%d %s %s %s %s %d\n", i, e.at.Format("15:04:05.000"), e.src, e.verb, e.path, e.code)
+	}
+	fmt.Fprintf(&b, "batches in delivery order: %v\n", sc.batches)
+	return b.String()
+}
+
+var (
+	propSources = []string{"203.0.113.7", "198.51.100.23", "2001:db8::44", "192.0.2.9"}
+	propPaths   = []string{"/api/v1/pods", "/api/v1/secrets", "/apis", "/version", "/api/v1/namespaces/default/pods", "/.env", "/metrics"}
+)
+
+// generate makes a scenario: bursts of requests from a few addresses over
+// up to three hours, written by up to three API server streams.
+func generate(rng *rand.Rand, cluster string, maxEvents int) *scenario {
+	sc := &scenario{cluster: cluster}
+	nStreams := 1 + rng.IntN(3)
+	for s := range nStreams {
+		sc.streams = append(sc.streams, fmt.Sprintf("kube-apiserver-audit-%d", s))
+	}
+	srcs := propSources[:1+rng.IntN(len(propSources))]
+	n := 1 + rng.IntN(maxEvents)
+	span := time.Duration(5+rng.IntN(180)) * time.Minute
+	var bursts []time.Time
+	for range 1 + rng.IntN(6) {
+		bursts = append(bursts, T0.Add(time.Duration(rng.Int64N(int64(span)))))
+	}
+	for i := range n {
+		// Most requests near a burst, some anywhere: thresholds are
+		// crossed, missed and crossed again across window edges.
+		at := T0.Add(time.Duration(rng.Int64N(int64(span))))
+		if rng.IntN(4) > 0 {
+			at = bursts[rng.IntN(len(bursts))].Add(time.Duration(rng.Int64N(int64(4 * time.Minute))))
+		}
+		at = at.Truncate(time.Millisecond)
+		e := genEvent{
+			at:     at,
+			src:    srcs[rng.IntN(len(srcs))],
+			verb:   []string{"get", "list", "list", "watch", "create"}[rng.IntN(5)],
+			path:   propPaths[rng.IntN(len(propPaths))],
+			code:   403,
+			stream: rng.IntN(nStreams),
+		}
+		switch r := rng.IntN(20); {
+		case r == 0 && e.verb == "create":
+			e.code = 201
+		case r == 1:
+			e.code = 200
+		case r == 2:
+			e.code = 404
+		}
+		e.line = auditLine(fmt.Sprintf("%s-%d", cluster, i), &e)
+		sc.events = append(sc.events, e)
+	}
+	sc.batches = cut(rng, sc)
+	return sc
+}
+
+// cut groups the events into batches: per stream in time order with random
+// cuts (what CloudWatch delivers), sometimes shuffled within a batch, and
+// sometimes mixed across streams (what a replay of exported files gives).
+// The batches are then shuffled, and some are delivered twice.
+func cut(rng *rand.Rand, sc *scenario) [][]int {
+	var batches [][]int
+	if rng.IntN(4) == 0 {
+		idx := rng.Perm(len(sc.events))
+		for len(idx) > 0 {
+			k := 1 + rng.IntN(len(idx))
+			batches = append(batches, idx[:k])
+			idx = idx[k:]
+		}
+	} else {
+		for s := range sc.streams {
+			var idx []int
+			for i, e := range sc.events {
+				if e.stream == s {
+					idx = append(idx, i)
+				}
+			}
+			slices.SortStableFunc(idx, func(x, y int) int { return sc.events[x].at.Compare(sc.events[y].at) })
+			for len(idx) > 0 {
+				k := 1 + rng.IntN(min(len(idx), 1+rng.IntN(20)))
+				b := slices.Clone(idx[:k])
+				if rng.IntN(3) == 0 {
+					rng.Shuffle(len(b), func(i, j int) { b[i], b[j] = b[j], b[i] })
+				}
+				batches = append(batches, b)
+				idx = idx[k:]
+			}
+		}
+	}
+	rng.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })
+	for i := range batches {
+		if rng.IntN(6) == 0 {
+			j := i + rng.IntN(len(batches)-i)
+			batches = slices.Insert(batches, j, batches[i])
+		}
+	}
+	return batches
+}
+
+func auditLine(id string, e *genEvent) []byte {
+	resource := "pods"
+	switch {
+	case strings.Contains(e.path, "secrets"):
+		resource = "secrets"
+	case !strings.HasPrefix(e.path, "/api/v1/"):
+		resource = ""
+	}
+	obj := ""
+	if resource != "" {
+		obj = fmt.Sprintf(`"objectRef":{"resource":%q,"apiVersion":"v1"},`, resource)
+	}
+	status, reason := "Failure", "Forbidden"
+	if e.code < 300 {
+		status, reason = "Success", ""
+	}
+	ts := e.at.UTC().Format("2006-01-02T15:04:05.000000Z")
+	return fmt.Appendf(nil, `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":%q,"stage":"ResponseComplete","requestURI":%q,"verb":%q,"user":{"username":"system:anonymous","groups":["system:unauthenticated"]},"sourceIPs":[%q],"userAgent":"scanner/1.0",%s"responseStatus":{"metadata":{},"code":%d,"status":%q,"reason":%q},"requestReceivedTimestamp":%q,"stageTimestamp":%q}`,
+		id, e.path, e.verb, e.src, obj, e.code, status, reason, ts, ts)
+}
+
+// periodKey names one rule, group and suppression period.
+type periodKey struct {
+	key    string
+	period time.Time
+}
+
+// oracle processes the events one at a time in event-time order and
+// returns the highest severity each (key, period) has a finding at, and
+// each key's per-minute counts with their first and last event times.
+func oracle(set *rules.Set, sc *scenario) (map[periodKey]rules.Severity, map[string]map[time.Time]detect.Bucket, error) {
+	type matched struct {
+		bucket time.Time
+		marks  []int
+		values map[rules.Field]string
+	}
+	order := make([]int, len(sc.events))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return sc.events[x].at.Compare(sc.events[y].at) })
+	seen := map[string][]matched{}
+	want := map[periodKey]rules.Severity{}
+	buckets := map[string]map[time.Time]detect.Bucket{}
+	for _, i := range order {
+		ev, err := audit.Parse(sc.events[i].line, audit.DefaultMaxSize)
+		if err != nil {
+			return nil, nil, fmt.Errorf("event %d: %v", i, err)
+		}
+		at := ev.RequestReceived.UTC()
+		bucket := at.Truncate(detect.BucketWidth)
+		set.Match(&ev, sc.cluster, func(r *rules.Rule, marks []int) {
+			var g detect.Group
+			for _, f := range r.GroupBy {
+				switch f {
+				case rules.FieldSrcIP:
+					g.SrcIP = ev.SrcIP()
+				case rules.FieldClusterName:
+					g.ClusterName = sc.cluster
+				}
+			}
+			key := detect.GroupKey(r.ID, &g)
+			m := matched{bucket: bucket, marks: slices.Clone(marks), values: map[rules.Field]string{}}
+			for _, f := range r.DistinctFields() {
+				m.values[f] = f.Value(&ev, sc.cluster)
+			}
+			seen[key] = append(seen[key], m)
+
+			bs := buckets[key]
+			if bs == nil {
+				bs = map[time.Time]detect.Bucket{}
+				buckets[key] = bs
+			}
+			b, ok := bs[bucket]
+			if !ok {
+				b = detect.Bucket{Start: bucket, First: at, Last: at}
+			}
+			b.Count++
+			if at.Before(b.First) {
+				b.First = at
+			}
+			if at.After(b.Last) {
+				b.Last = at
+			}
+			bs[bucket] = b
+
+			// The window ending at this request's minute, as far as the
+			// requests so far go.
+			lo := bucket.Add(-detect.WindowSpan(r.Threshold.Window))
+			var count int64
+			distinct := map[rules.Field]map[string]bool{}
+			marked := map[int]bool{}
+			for _, p := range seen[key] {
+				if p.bucket.Before(lo) || p.bucket.After(bucket) {
+					continue
+				}
+				count++
+				for f, v := range p.values {
+					if distinct[f] == nil {
+						distinct[f] = map[string]bool{}
+					}
+					distinct[f][v] = true
+				}
+				for _, mk := range p.marks {
+					marked[mk] = true
+				}
+			}
+			meets := func(c int64, f rules.Field, n int) bool {
+				if c > 0 {
+					return count >= c
+				}
+				return f != "" && len(distinct[f]) >= n
+			}
+			th := r.Threshold
+			if !meets(th.Count, th.Distinct, th.DistinctN) {
+				return
+			}
+			sev := r.Severity
+			for j, e := range r.Escalate {
+				hit := marked[j]
+				if e.When == "" {
+					hit = meets(e.Count, e.Distinct, e.DistinctN)
+				}
+				if hit {
+					sev = max(sev, e.Severity)
+				}
+			}
+			pk := periodKey{key, detect.PeriodStart(bucket, r.Suppress)}
+			want[pk] = max(want[pk], sev)
+		})
+	}
+	return want, buckets, nil
+}
+
+// collector records published findings.
+type collector struct {
+	mu  sync.Mutex
+	got []*detect.Finding
+}
+
+func (c *collector) Publish(_ context.Context, f *detect.Finding) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, f)
+	return nil
+}
+
+// runCase delivers sc's batches to a detector over st and compares the
+// outcome with the oracle. It returns the number of (key, period) the
+// oracle has findings for, the findings published, and what disagreed
+// ("" when nothing did).
+func runCase(set *rules.Set, st detect.State, sc *scenario, workers int) (periods, published int, problem string) {
+	want, wantBuckets, err := oracle(set, sc)
+	if err != nil {
+		return 0, 0, err.Error()
+	}
+	periods = len(want)
+	pub := &collector{}
+	defer func() { published = len(pub.got) }()
+	det, err := detect.New(detect.Config{Rules: set, State: st, Publisher: pub})
+	if err != nil {
+		return periods, 0, err.Error()
+	}
+	batches := make([]*cwlogs.Batch, len(sc.batches))
+	for bi, idx := range sc.batches {
+		b := &cwlogs.Batch{
+			MessageType: cwlogs.DataMessage,
+			LogGroup:    "/aws/eks/" + sc.cluster + "/cluster",
+			LogStream:   sc.streams[sc.events[idx[0]].stream],
+			Cluster:     sc.cluster,
+		}
+		for _, i := range idx {
+			e := &sc.events[i]
+			b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("%s-%d", sc.cluster, i), Timestamp: e.at.UnixMilli(), Message: e.line})
+		}
+		batches[bi] = b
+	}
+	// A batch delivered twice is a Lambda retry: the second delivery starts
+	// after the first has ended, as Lambda's retries do; other batches run
+	// concurrently with both.
+	type delivery struct {
+		b     *cwlogs.Batch
+		after chan struct{} // closed when the previous delivery ended; nil for the first
+		done  chan struct{}
+	}
+	prev := map[*cwlogs.Batch]chan struct{}{}
+	var plan []delivery
+	for bi := range sc.batches {
+		b := batches[bi]
+		// sc.batches repeats a slice for a retry; find its first copy.
+		for bj := range bi {
+			if &sc.batches[bj][0] == &sc.batches[bi][0] {
+				b = batches[bj]
+				break
+			}
+		}
+		d := delivery{b: b, done: make(chan struct{})}
+		d.after = prev[b] // nil for the first delivery
+		prev[b] = d.done
+		plan = append(plan, d)
+	}
+	work := make(chan delivery)
+	errs := make(chan error, len(plan))
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for d := range work {
+				if d.after != nil {
+					<-d.after
+				}
+				if _, err := det.Process(context.Background(), d.b); err != nil {
+					errs <- err
+				}
+				close(d.done)
+			}
+		})
+	}
+	for _, d := range plan {
+		work <- d
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return periods, 0, "Process: " + err.Error()
+	}
+
+	got := map[periodKey][]rules.Severity{}
+	for _, f := range pub.got {
+		r := set.Rule(f.Rule)
+		if r == nil {
+			return periods, 0, "finding of unknown rule " + f.Rule
+		}
+		g := detect.Group{SrcIP: f.SrcIP, ClusterName: f.ClusterName}
+		sev, err := rules.ParseSeverity(f.Severity)
+		if err != nil {
+			return periods, 0, err.Error()
+		}
+		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(f.LastSeen.Truncate(detect.BucketWidth), r.Suppress)}
+		got[pk] = append(got[pk], sev)
+	}
+	var problems []string
+	for pk, sevs := range got {
+		if slices.Max(sevs) != want[pk] {
+			problems = append(problems, fmt.Sprintf("%s period %s: published %v, oracle's highest %v", pk.key, pk.period.Format("15:04"), sevs, want[pk]))
+		}
+		sorted := slices.Clone(sevs)
+		slices.Sort(sorted)
+		if len(slices.Compact(sorted)) != len(sevs) {
+			problems = append(problems, fmt.Sprintf("%s period %s: a severity published twice: %v", pk.key, pk.period.Format("15:04"), sevs))
+		}
+	}
+	for pk, sev := range want {
+		if got[pk] == nil {
+			problems = append(problems, fmt.Sprintf("%s period %s: no finding, oracle has %v", pk.key, pk.period.Format("15:04"), sev))
+		}
+	}
+
+	// Counts, first and last per stored bucket: read every key's buckets
+	// through a probe one minute after the last event, whose window reaches
+	// back over the whole scenario.
+	var last time.Time
+	for _, e := range sc.events {
+		if e.at.After(last) {
+			last = e.at
+		}
+	}
+	probe := last.Truncate(detect.BucketWidth).Add(detect.BucketWidth)
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range wantBuckets {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	var aggs []detect.Aggregate
+	for _, k := range keys {
+		aggs = append(aggs, detect.Aggregate{Key: k, Window: 24 * time.Hour, Buckets: []detect.Bucket{{Start: probe, First: probe, Last: probe}}})
+	}
+	wins, err := st.Apply(context.Background(), "probe-"+sc.cluster, aggs)
+	if err != nil {
+		return periods, 0, "probe: " + err.Error()
+	}
+	for i, k := range keys {
+		var stored []detect.Bucket
+		for _, b := range wins[i].Buckets {
+			if !b.Start.Equal(probe) {
+				stored = append(stored, detect.Bucket{Start: b.Start, Count: b.Count, First: b.First, Last: b.Last})
+			}
+		}
+		expect := make([]detect.Bucket, 0, len(wantBuckets[k]))
+		for _, b := range wantBuckets[k] {
+			expect = append(expect, b)
+		}
+		slices.SortFunc(expect, func(x, y detect.Bucket) int { return x.Start.Compare(y.Start) })
+		if !slices.EqualFunc(stored, expect, func(x, y detect.Bucket) bool {
+			return x.Start.Equal(y.Start) && x.Count == y.Count && x.First.Equal(y.First) && x.Last.Equal(y.Last)
+		}) {
+			problems = append(problems, fmt.Sprintf("%s: stored buckets %v, oracle %v", k, brief(stored), brief(expect)))
+		}
+	}
+	if len(problems) == 0 {
+		return periods, 0, ""
+	}
+	slices.Sort(problems)
+	return periods, 0, fmt.Sprintf("%d findings published; %d problems:\n  %s", len(pub.got), len(problems), strings.Join(problems, "\n  "))
+}
+
+func brief(bs []detect.Bucket) string {
+	parts := make([]string, len(bs))
+	for i, b := range bs {
+		parts[i] = fmt.Sprintf("%s×%d[%s–%s]", b.Start.Format("15:04"), b.Count, b.First.Format("05.000"), b.Last.Format("05.000"))
+	}
+	return strings.Join(parts, " ")
+}
+
+// PropertyEnv returns cfg with Cases and Seed taken from the environment
+// when set: ANONWATCH_PROPERTY_CASES and ANONWATCH_PROPERTY_SEED ("random"
+// for a seed from the clock), which `make soak` uses for longer runs. The
+// seed is logged so a failure can be replayed.
+func PropertyEnv(t *testing.T, cfg PropertyConfig) PropertyConfig {
+	if v := os.Getenv("ANONWATCH_PROPERTY_CASES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("ANONWATCH_PROPERTY_CASES=%q: want a positive number", v)
+		}
+		cfg.Cases = n
+	}
+	switch v := os.Getenv("ANONWATCH_PROPERTY_SEED"); v {
+	case "":
+	case "random":
+		cfg.Seed = uint64(time.Now().UnixNano())
+	default:
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("ANONWATCH_PROPERTY_SEED=%q: want a number or random", v)
+		}
+		cfg.Seed = n
+	}
+	t.Logf("property: %d cases, seed %d, %d workers", cfg.Cases, cfg.Seed, cfg.Workers)
+	return cfg
+}
