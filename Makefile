@@ -66,6 +66,10 @@ measure-lambda: ## arm64 bootstrap size; init, first and warm invoke, peak RSS u
 drills: ## reliability drills: faults, concurrency, hostile input, dead letters (docs/reliability.md)
 	scripts/drills.sh
 
+.PHONY: soak
+soak: ## the event-time property test at length, random seed (SOAK_CASES, SOAK_DYNAMO_CASES, SOAK_SEED)
+	scripts/soak.sh
+
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	scripts/fuzz.sh $${FUZZTIME:-30s}

@@ -104,11 +104,12 @@ func classify(svc service, r *http.Request) call {
 		Key struct {
 			SK struct{ S string } `json:"sk"`
 		}
+		UpdateExpression          string
 		ExpressionAttributeNames  map[string]string
 		ExpressionAttributeValues map[string]struct{ S string }
 	}
 	json.Unmarshal(body, &in)
-	if in.Key.SK.S != "notify" {
+	if !strings.HasPrefix(in.Key.SK.S, "n#") { // a period's notify item
 		return call{Op: "bucket"}
 	}
 	// The finding id is the one value of the form detect gives it (24 hex
@@ -118,6 +119,11 @@ func classify(svc service, r *http.Request) call {
 		if findingIDRE.MatchString(v.S) {
 			finding = v.S
 		}
+	}
+	// Mark-sent records the finding (sent_batch) or only releases the
+	// claim (an expression that is a REMOVE alone).
+	if strings.HasPrefix(in.UpdateExpression, "REMOVE") {
+		return call{Op: "mark-sent", Finding: finding}
 	}
 	for _, name := range in.ExpressionAttributeNames {
 		if name == "sent_batch" {

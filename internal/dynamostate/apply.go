@@ -96,11 +96,7 @@ func (s *State) applyOne(ctx context.Context, bid string, a detect.Aggregate) (d
 		return w, nil
 	}
 	for _, b := range a.Buckets {
-		shards, err := s.mergeBucket(ctx, bid, a, b, nil)
-		if err != nil {
-			return w, err
-		}
-		if err := s.widenTimes(ctx, bid, a.Key, b, shards); err != nil {
+		if err := s.mergeBucket(ctx, bid, a, b); err != nil {
 			return w, err
 		}
 	}
@@ -118,58 +114,6 @@ func (s *State) applyOne(ctx context.Context, bid string, a detect.Aggregate) (d
 		w.Buckets = append(w.Buckets, merged(byStart[u]))
 	}
 	return w, nil
-}
-
-// widenTimes makes the bucket's first and last the earliest and latest
-// event times of every batch merged into it. The merge sets them only where
-// absent, because an update expression has no min or max; a batch delivered
-// out of order then lowers first or raises last with a conditional write,
-// which concurrent writers can only make earlier or later still. A retried
-// batch checks again, so a fix lost to a failure is made by the retry.
-func (s *State) widenTimes(ctx context.Context, bid, key string, b detect.Bucket, shards []shard) error {
-	var first, last time.Time
-	own := -1
-	for i, sh := range shards {
-		if sh.batches[bid] {
-			own = i
-		}
-		if sh.hasFirst && (first.IsZero() || sh.first.Before(first)) {
-			first = sh.first
-		}
-		if sh.last.After(last) {
-			last = sh.last
-		}
-	}
-	if own < 0 {
-		return nil // merged nowhere: nothing of the batch's to show
-	}
-	for _, fix := range []struct {
-		attr string
-		t    time.Time
-		need bool
-		op   string
-	}{
-		{attrFirst, b.First, b.First.Before(first), ">"},
-		{attrLast, b.Last, b.Last.After(last), "<"},
-	} {
-		if !fix.need {
-			continue
-		}
-		e := newExpr()
-		n, v := e.name(fix.attr), e.value(attrS(formatTime(fix.t)))
-		_, err := s.update(ctx, &dynamodb.UpdateItemInput{
-			Key:                       itemKey(key, bucketSK(b.Start, shards[own].index)),
-			UpdateExpression:          aws.String(fmt.Sprintf("SET %s = %s", n, v)),
-			ConditionExpression:       aws.String(fmt.Sprintf("%s %s %s", n, fix.op, v)),
-			ExpressionAttributeNames:  e.names,
-			ExpressionAttributeValues: e.values,
-		})
-		var failed *types.ConditionalCheckFailedException
-		if err != nil && !errors.As(err, &failed) {
-			return fmt.Errorf("update %s key %q bucket %s %s: %w", s.table, key, b.Start.Format(skTimeFmt), fix.attr, err)
-		}
-	}
-	return nil
 }
 
 // readShards returns the shards of key's buckets with Start in [from, to]
@@ -214,47 +158,48 @@ func (s *State) readShards(ctx context.Context, key string, from, to int64) (map
 	return byStart, nil
 }
 
-// mergeBucket merges b into the bucket whose shards were read as shards
-// (nil: not read, try the first shard), unless the batch is already in one
-// of them, and returns the bucket's shards afterwards.
-func (s *State) mergeBucket(ctx context.Context, bid string, a detect.Aggregate, b detect.Bucket, shards []shard) ([]shard, error) {
+// mergeBucket merges b into its bucket unless the batch is already in one
+// of the bucket's shards. The first write is blind: to the first shard, on
+// the conditions that hold for a bucket of one shard below its caps whose
+// times b does not widen. When a condition fails, the bucket's shards are
+// learnt (from the item DynamoDB returns with the failure, or a read) and
+// the write is made again to what is stored.
+func (s *State) mergeBucket(ctx context.Context, bid string, a detect.Aggregate, b detect.Bucket) error {
+	var shards []shard
+	known := false
 	for attempt := 1; ; attempt++ {
 		if slices.ContainsFunc(shards, func(sh shard) bool { return sh.batches[bid] }) {
-			return shards, nil
+			return nil
 		}
-		in := s.bucketUpdate(bid, a, b, shards)
-		out, err := s.update(ctx, in)
+		_, err := s.update(ctx, s.bucketUpdate(bid, a, b, shards, known))
 		if err == nil {
-			sh, err := decodeShard(out.Attributes)
-			if err != nil {
-				return nil, fmt.Errorf("table %s key %q: %w", s.table, a.Key, err)
-			}
-			return withShard(shards, sh), nil
+			return nil
 		}
 		var failed *types.ConditionalCheckFailedException
 		if !errors.As(err, &failed) {
-			return nil, fmt.Errorf("update %s key %q bucket %s: %w", s.table, a.Key, b.Start.Format(skTimeFmt), err)
+			return fmt.Errorf("update %s key %q bucket %s: %w", s.table, a.Key, b.Start.Format(skTimeFmt), err)
 		}
 		if attempt == maxMergeAttempts {
-			return nil, fmt.Errorf("update %s key %q bucket %s: condition still failing after %d attempts", s.table, a.Key, b.Start.Format(skTimeFmt), attempt)
+			return fmt.Errorf("update %s key %q bucket %s: condition still failing after %d attempts", s.table, a.Key, b.Start.Format(skTimeFmt), attempt)
 		}
 		// Learn why the condition failed: a cap or the values budget was
-		// reached, the shard is full, or an SDK retry of a write that had
-		// already succeeded, which the batch hash now shows. DynamoDB
-		// returns the item with the failure; a shard below BatchesPerItem
-		// is the newest, so with the frozen shards already known it
-		// completes the picture without a read. (dynalite returns none.)
+		// reached, the shard is full, b is earlier or later than what is
+		// stored, or an SDK retry of a write that had already succeeded,
+		// which the batch hash now shows. DynamoDB returns the item with
+		// the failure; a shard below BatchesPerItem is the newest, so with
+		// the frozen shards already known it completes the picture without
+		// a read. (dynalite returns none.)
 		if len(failed.Item) > 0 {
 			if sh, err := decodeShard(failed.Item); err == nil && len(sh.batches) < s.perItem && len(shards) >= sh.index {
-				shards = withShard(shards, sh)
+				shards, known = withShard(shards, sh), true
 				continue
 			}
 		}
 		byStart, err := s.readShards(ctx, a.Key, b.Start.Unix(), b.Start.Unix())
 		if err != nil {
-			return nil, err
+			return err
 		}
-		shards = byStart[b.Start.Unix()]
+		shards, known = byStart[b.Start.Unix()], true
 	}
 }
 
@@ -277,7 +222,7 @@ func withShard(shards []shard, sh shard) []shard {
 // cap, a spent budget, a batch already recorded stay so) or guarded by a
 // condition on the one shard that can still change, so the write applies
 // exactly what the same merge would apply to the current state, or fails.
-func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, shards []shard) *dynamodb.UpdateItemInput {
+func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, shards []shard, known bool) *dynamodb.UpdateItemInput {
 	target := shard{index: 0}
 	frozen := shards
 	if len(shards) > 0 {
@@ -296,12 +241,35 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 	conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR (size(%s) < %s AND NOT contains(%s, %s)))",
 		bids, bids, e.value(attrNum(s.perItem)), bids, e.value(attrS(bid))))
 	adds = append(adds, e.name(attrCount)+" "+e.value(attrNum(b.Count)))
-	first, last := e.name(attrFirst), e.name(attrLast)
-	sets = append(sets,
-		fmt.Sprintf("%s = if_not_exists(%s, %s)", first, first, e.value(attrS(formatTime(b.First)))),
-		fmt.Sprintf("%s = if_not_exists(%s, %s)", last, last, e.value(attrS(formatTime(b.Last)))),
-		e.name(TTLAttribute)+" = "+e.value(attrN(expiry(b.Start.Add(a.Window), s.now()))),
-	)
+	// first and last are the min and max of what was merged, and an update
+	// expression has neither: unless the target's times are known, the write
+	// keeps first and sets last on condition that b does not widen them the
+	// other way (the usual, in-order case); once known, it sets each only
+	// where b widens it, on condition that nobody widened it further.
+	// Names and values only for what the expression uses: DynamoDB rejects
+	// an unused placeholder.
+	timeClause := func(attr string, t time.Time) (string, string) { return e.name(attr), e.value(attrS(formatTime(t))) }
+	switch {
+	case !known || !target.hasFirst:
+		first, f := timeClause(attrFirst, b.First)
+		sets = append(sets, fmt.Sprintf("%s = if_not_exists(%s, %s)", first, first, f))
+		conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s <= %s)", first, first, f))
+	case b.First.Before(target.first):
+		first, f := timeClause(attrFirst, b.First)
+		sets = append(sets, first+" = "+f)
+		conds = append(conds, fmt.Sprintf("%s > %s", first, f))
+	}
+	switch {
+	case !known || target.last.IsZero():
+		last, l := timeClause(attrLast, b.Last)
+		sets = append(sets, last+" = "+l)
+		conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s <= %s)", last, last, l))
+	case b.Last.After(target.last):
+		last, l := timeClause(attrLast, b.Last)
+		sets = append(sets, last+" = "+l)
+		conds = append(conds, fmt.Sprintf("%s < %s", last, l))
+	}
+	sets = append(sets, e.name(TTLAttribute)+" = "+e.value(attrN(expiry(b.Start.Add(a.Window), s.now()))))
 	if len(b.Marks) > 0 {
 		marks := make([]string, len(b.Marks))
 		for i, m := range b.Marks {
@@ -388,7 +356,6 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 		ConditionExpression:       aws.String(strings.Join(conds, " AND ")),
 		ExpressionAttributeNames:  e.names,
 		ExpressionAttributeValues: e.values,
-		ReturnValues:              types.ReturnValueAllNew,
 		// Why a condition failed, without a read (DynamoDB; not dynalite).
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +46,10 @@ func (s *stub) Do(r *http.Request) (*http.Response, error) {
 		s.t.Errorf("request body is not JSON: %v", err)
 	}
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_20120810.")
+	if err := unusedPlaceholders(body); err != nil {
+		// DynamoDB answers such a request with a ValidationException.
+		s.t.Errorf("%s: %v", op, err)
+	}
 	s.mu.Lock()
 	s.reqs = append(s.reqs, stubReq{op, body})
 	n := len(s.reqs)
@@ -55,6 +61,27 @@ func (s *stub) Do(r *http.Request) (*http.Response, error) {
 		Body:       io.NopCloser(strings.NewReader(resp)),
 		Request:    r,
 	}, nil
+}
+
+// unusedPlaceholders reports a name or value placeholder that no expression
+// of the request uses, which DynamoDB rejects.
+func unusedPlaceholders(body map[string]any) error {
+	var exprs []string
+	for _, k := range []string{"UpdateExpression", "ConditionExpression", "KeyConditionExpression", "FilterExpression", "ProjectionExpression"} {
+		if e, ok := body[k].(string); ok {
+			exprs = append(exprs, e)
+		}
+	}
+	all := strings.Join(exprs, " ")
+	for _, k := range []string{"ExpressionAttributeNames", "ExpressionAttributeValues"} {
+		m, _ := body[k].(map[string]any)
+		for p := range m {
+			if !regexp.MustCompile(regexp.QuoteMeta(p) + `\b`).MatchString(all) {
+				return fmt.Errorf("placeholder %s unused in %q", p, all)
+			}
+		}
+	}
+	return nil
 }
 
 func (s *stub) ops() []string {
@@ -184,8 +211,8 @@ func TestApplyWritesThenQueriesOncePerAggregate(t *testing.T) {
 		t.Errorf("query (-want +got):\n%s", d)
 	}
 	u := st.reqs[0].Body
-	if u["ReturnValues"] != "ALL_NEW" || u["ReturnValuesOnConditionCheckFailure"] != "ALL_OLD" || !strings.Contains(u["ConditionExpression"].(string), "NOT contains(") {
-		t.Errorf("update lacks ALL_NEW, ALL_OLD on failure or the batch condition: %v", u)
+	if u["ReturnValuesOnConditionCheckFailure"] != "ALL_OLD" || !strings.Contains(u["ConditionExpression"].(string), "NOT contains(") {
+		t.Errorf("update lacks ALL_OLD on failure or the batch condition: %v", u)
 	}
 	if sk := u["Key"].(map[string]any)["sk"]; !cmp.Equal(sk, map[string]any{"S": "b#2024-05-01T12:00:00Z#000"}) {
 		t.Errorf("update key sk = %v", sk)
@@ -259,39 +286,55 @@ func TestApplyTranslatesConditionFailure(t *testing.T) {
 	}
 }
 
-// A batch delivered out of order moves a bucket's first earlier or its last
-// later with a conditional write: an update expression has no min or max.
+// first and last are the min and max of what was merged. The blind write
+// keeps first and sets last on condition that the batch widens neither the
+// other way; when it does, the write is made again knowing the stored times,
+// setting only what the batch widens, on condition nobody widened it more.
 func TestApplyWidensFirstAndLast(t *testing.T) {
-	stored := func(first, last time.Time) string {
-		item := shardJSON(t0, 0, 3, batchHash("batch-1"), batchHash("other"))
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	stored := func(first, last time.Time) map[string]any {
+		item := shardJSON(t0, 0, 3, batchHash("other"))
 		item["first"] = map[string]any{"S": formatTime(first)}
 		item["last"] = map[string]any{"S": formatTime(last)}
-		return mustJSON(map[string]any{"Attributes": item})
+		return item
 	}
 	a := testAgg()
 	a.Buckets = a.Buckets[:1] // first 12:00:01, last 12:00:02
+	const (
+		blindFirst = "first = if_not_exists(first, S:2024-05-01T12:00:01.000000000Z)"
+		setLast    = "last = S:2024-05-01T12:00:02.000000000Z" // blind or not
+		condFirst  = "(attribute_not_exists(first) OR first <= S:2024-05-01T12:00:01.000000000Z)"
+		condLast   = "(attribute_not_exists(last) OR last <= S:2024-05-01T12:00:02.000000000Z)"
+		setFirst   = "first = S:2024-05-01T12:00:01.000000000Z"
+		ifFirst    = "first > S:2024-05-01T12:00:01.000000000Z"
+		ifLast     = "last < S:2024-05-01T12:00:02.000000000Z"
+	)
 	tests := []struct {
 		name   string
-		stored string
-		want   []string // the expanded update and condition of each fix
+		stored map[string]any // nil: the blind write succeeds
+		want   [][]string     // per write, the clauses on first and last
 	}{
-		{"in order: nothing to fix", stored(t0.Add(time.Second), t0.Add(50*time.Second)), nil},
-		{"earlier first", stored(t0.Add(30*time.Second), t0.Add(50*time.Second)), []string{
-			"SET first = S:2024-05-01T12:00:01.000000000Z if first > S:2024-05-01T12:00:01.000000000Z"}},
-		{"later last", stored(t0, t0.Add(time.Second)), []string{
-			"SET last = S:2024-05-01T12:00:02.000000000Z if last < S:2024-05-01T12:00:02.000000000Z"}},
-		{"both", stored(t0.Add(1500*time.Millisecond), t0.Add(1500*time.Millisecond)), []string{
-			"SET first = S:2024-05-01T12:00:01.000000000Z if first > S:2024-05-01T12:00:01.000000000Z",
-			"SET last = S:2024-05-01T12:00:02.000000000Z if last < S:2024-05-01T12:00:02.000000000Z"}},
+		{"in order: one write", nil, [][]string{{blindFirst, setLast, condFirst, condLast}}},
+		{"delivered late: lowers first", stored(at(30_000), at(50_000)), [][]string{
+			{blindFirst, setLast, condFirst, condLast}, {setFirst, ifFirst}}},
+		{"around what is stored: lowers first, raises last", stored(at(1500), at(1500)), [][]string{
+			{blindFirst, setLast, condFirst, condLast}, {setLast, setFirst, ifFirst, ifLast}}},
+		{"inside what is stored: keeps both", stored(at(0), at(50_000)), [][]string{
+			{blindFirst, setLast, condFirst, condLast}, {}}},
 	}
+	clauses := []string{blindFirst, setLast, condFirst, condLast, setFirst, ifFirst, ifLast}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			client, st := newStubClient(t, func(n int, op string, body map[string]any) (int, string) {
 				switch {
 				case op == "Query":
 					return 200, `{"Items":[]}`
-				case n == 1:
-					return 200, tc.stored
+				case n == 1 && tc.stored != nil:
+					return 400, mustJSON(map[string]any{
+						"__type":  "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+						"message": "The conditional request failed",
+						"Item":    tc.stored,
+					})
 				default:
 					return 200, `{}`
 				}
@@ -300,17 +343,24 @@ func TestApplyWidensFirstAndLast(t *testing.T) {
 			if _, err := s.Apply(context.Background(), "batch-1", []detect.Aggregate{a}); err != nil {
 				t.Fatal(err)
 			}
-			var got []string
-			for _, r := range st.reqs[1:] {
+			var got [][]string
+			for _, r := range st.reqs {
 				if r.Op != "UpdateItem" {
 					continue
 				}
 				names := r.Body["ExpressionAttributeNames"].(map[string]any)
 				vals := r.Body["ExpressionAttributeValues"].(map[string]any)
-				got = append(got, expand(r.Body["UpdateExpression"].(string), names, vals)+" if "+expand(r.Body["ConditionExpression"].(string), names, vals))
+				text := expand(r.Body["UpdateExpression"].(string), names, vals) + " if " + expand(r.Body["ConditionExpression"].(string), names, vals)
+				present := []string{}
+				for _, c := range clauses {
+					if strings.Contains(text, c+",") || strings.Contains(text, c+" ") || strings.HasSuffix(text, c) {
+						present = append(present, c)
+					}
+				}
+				got = append(got, present)
 			}
 			if d := cmp.Diff(tc.want, got); d != "" {
-				t.Errorf("fixes (-want +got):\n%s", d)
+				t.Errorf("clauses on first and last per write (-want +got):\n%s", d)
 			}
 		})
 	}
