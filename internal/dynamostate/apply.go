@@ -257,7 +257,7 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 	case b.First.Before(target.first):
 		first, f := timeClause(attrFirst, b.First)
 		sets = append(sets, first+" = "+f)
-		conds = append(conds, fmt.Sprintf("%s > %s", first, f))
+		conds = append(conds, widenCond(e, first, ">", f, target.firstRaw))
 	}
 	switch {
 	case !known || target.last.IsZero():
@@ -267,7 +267,7 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 	case b.Last.After(target.last):
 		last, l := timeClause(attrLast, b.Last)
 		sets = append(sets, last+" = "+l)
-		conds = append(conds, fmt.Sprintf("%s < %s", last, l))
+		conds = append(conds, widenCond(e, last, "<", l, target.lastRaw))
 	}
 	sets = append(sets, e.name(TTLAttribute)+" = "+e.value(attrN(expiry(b.Start.Add(a.Window), s.now()))))
 	if len(b.Marks) > 0 {
@@ -359,6 +359,16 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 		// Why a condition failed, without a read (DynamoDB; not dynalite).
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
+}
+
+// widenCond is the condition for moving a stored time to v: that it is
+// still beyond v (op), or, for a string an earlier release stored in a form
+// that does not order as a time, that it is still exactly raw.
+func widenCond(e *expr, name, op, v, raw string) string {
+	if ordered(raw) {
+		return fmt.Sprintf("%s %s %s", name, op, v)
+	}
+	return fmt.Sprintf("%s = %s", name, e.value(attrS(raw)))
 }
 
 func fields(m map[string][]string) []string {

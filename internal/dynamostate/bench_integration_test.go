@@ -100,3 +100,30 @@ func BenchmarkApplyThousandAddresses(b *testing.B) {
 func BenchmarkApplyNoAggregates(b *testing.B) {
 	benchApply(b, 0, func(int) []detect.Aggregate { return nil })
 }
+
+// (d) A sustained scan from one address seen by two API-server streams,
+// each delivering every 5 s: a minute's bucket takes 24 batches of 10
+// requests to distinct paths, the streams' deliveries in turn, the second
+// stream one delivery behind, so half the batches are earlier within their
+// minute than what is stored, and the values budget is spent after the
+// fourth batch of a minute.
+func BenchmarkApplyTwoStreams(b *testing.B) {
+	const perBatch, slots = 10, 12
+	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	benchApply(b, perBatch, func(i int) []detect.Aggregate {
+		minute, slot, stream := i/(2*slots), (i%(2*slots))/2, i%2
+		if stream == 1 && slot > 0 {
+			slot-- // one delivery behind
+		}
+		start := t0.Add(time.Duration(minute)*time.Minute + time.Duration(slot)*5*time.Second)
+		evs := make([]event, perBatch)
+		for j := range evs {
+			evs[j] = event{
+				at:        start.Add(time.Duration(j)*450*time.Millisecond + time.Duration(stream)*100*time.Millisecond),
+				userAgent: "nuclei",
+				path:      fmt.Sprintf("/api/v1/namespaces/ns-%d/secrets", i*perBatch+j),
+			}
+		}
+		return []detect.Aggregate{aggregate("scan#198.51.100.9", 10*time.Minute, evs)}
+	})
+}

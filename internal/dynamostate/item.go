@@ -86,6 +86,10 @@ type shard struct {
 	first     time.Time
 	last      time.Time
 	hasFirst  bool
+	// firstRaw and lastRaw are the stored strings: a condition on an item
+	// an earlier release wrote (RFC 3339 without trailing zeros, which does
+	// not order like timeFmt) compares them for equality instead.
+	firstRaw, lastRaw string
 	batches   map[string]bool
 	marks     []int
 	saturated []string
@@ -133,10 +137,10 @@ func (sh *shard) decodeAttr(name string, v types.AttributeValue) error {
 	case name == attrOffered:
 		sh.offered, err = number(v)
 	case name == attrFirst:
-		sh.first, err = timeAttr(v)
+		sh.first, sh.firstRaw, err = timeAttr(v)
 		sh.hasFirst = err == nil
 	case name == attrLast:
-		sh.last, err = timeAttr(v)
+		sh.last, sh.lastRaw, err = timeAttr(v)
 	case name == attrTruncated:
 		b, ok := v.(*types.AttributeValueMemberBOOL)
 		if !ok {
@@ -185,13 +189,13 @@ func number(v types.AttributeValue) (int64, error) {
 	return strconv.ParseInt(n.Value, 10, 64)
 }
 
-func timeAttr(v types.AttributeValue) (time.Time, error) {
+func timeAttr(v types.AttributeValue) (time.Time, string, error) {
 	s, ok := v.(*types.AttributeValueMemberS)
 	if !ok {
-		return time.Time{}, fmt.Errorf("not S")
+		return time.Time{}, "", fmt.Errorf("not S")
 	}
 	t, err := time.Parse(time.RFC3339Nano, s.Value)
-	return t.UTC(), err
+	return t.UTC(), s.Value, err
 }
 
 func stringSet(v types.AttributeValue) ([]string, error) {
@@ -300,5 +304,12 @@ func itemKey(pk, sk string) map[string]types.AttributeValue {
 const timeFmt = "2006-01-02T15:04:05.000000000Z"
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeFmt) }
+
+// ordered reports whether a stored time string has timeFmt's fixed width,
+// so that comparing it as a string compares it as a time.
+func ordered(raw string) bool {
+	t, err := time.Parse(timeFmt, raw)
+	return err == nil && t.Format(timeFmt) == raw
+}
 
 func unixTime(u int64) time.Time { return time.Unix(u, 0).UTC() }
