@@ -80,23 +80,23 @@ func unixNanos(t time.Time) string {
 
 // shard is one decoded bucket item.
 type shard struct {
-	start     time.Time
-	index     int
-	count     int64
-	first     time.Time
-	last      time.Time
-	hasFirst  bool
+	start    time.Time
+	index    int
+	count    int64
+	first    time.Time
+	last     time.Time
+	hasFirst bool
 	// firstRaw and lastRaw are the stored strings: a condition on an item
 	// an earlier release wrote (RFC 3339 without trailing zeros, which does
 	// not order like timeFmt) compares them for equality instead.
 	firstRaw, lastRaw string
-	batches   map[string]bool
-	marks     []int
-	saturated []string
-	distinct  map[string][]string
-	values    map[string][]string
-	offered   int64
-	truncated bool
+	batches           map[string]bool
+	marks             []int
+	saturated         []string
+	distinct          map[string][]string
+	values            map[string][]string
+	offered           int64
+	truncated         bool
 }
 
 func decodeShard(item map[string]types.AttributeValue) (shard, error) {
