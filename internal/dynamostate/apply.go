@@ -152,8 +152,9 @@ func (s *State) readShards(ctx context.Context, key string, from, to int64) (map
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
-	for _, shards := range byStart {
+	for u, shards := range byStart {
 		slices.SortFunc(shards, func(a, b shard) int { return a.index - b.index })
+		s.facts.learnShards(key, unixTime(u), shards, s.perItem, s.now())
 	}
 	return byStart, nil
 }
@@ -171,8 +172,23 @@ func (s *State) mergeBucket(ctx context.Context, bid string, a detect.Aggregate,
 		if slices.ContainsFunc(shards, func(sh shard) bool { return sh.batches[bid] }) {
 			return nil
 		}
-		_, err := s.update(ctx, s.bucketUpdate(bid, a, b, shards, known))
+		var f *facts
+		if !known {
+			f = s.facts.get(a.Key, b.Start, s.now())
+			if f != nil && f.sharded {
+				// Learn the shards instead of writing blind into the
+				// first, which is full.
+				byStart, err := s.readShards(ctx, a.Key, b.Start.Unix(), b.Start.Unix())
+				if err != nil {
+					return err
+				}
+				shards, known = byStart[b.Start.Unix()], true
+				continue
+			}
+		}
+		_, err := s.update(ctx, s.bucketUpdate(bid, a, b, shards, known, f))
 		if err == nil {
+			s.facts.learnWrite(a.Key, b, s.now())
 			return nil
 		}
 		var failed *types.ConditionalCheckFailedException
@@ -192,6 +208,7 @@ func (s *State) mergeBucket(ctx context.Context, bid string, a detect.Aggregate,
 		if len(failed.Item) > 0 {
 			if sh, err := decodeShard(failed.Item); err == nil && len(sh.batches) < s.perItem && len(shards) >= sh.index {
 				shards, known = withShard(shards, sh), true
+				s.facts.learnShards(a.Key, b.Start, shards, s.perItem, s.now())
 				continue
 			}
 		}
@@ -222,7 +239,15 @@ func withShard(shards []shard, sh shard) []shard {
 // cap, a spent budget, a batch already recorded stay so) or guarded by a
 // condition on the one shard that can still change, so the write applies
 // exactly what the same merge would apply to the current state, or fails.
-func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, shards []shard, known bool) *dynamodb.UpdateItemInput {
+//
+// Without the shards (known false), what is known of the bucket (kn, which
+// may be nil) leaves out what cannot apply: values once the budget is
+// spent, hashes of a set at its cap, and the conditions on first and last
+// when they already lie beyond b's.
+func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, shards []shard, known bool, kn *facts) *dynamodb.UpdateItemInput {
+	if kn == nil {
+		kn = &facts{}
+	}
 	target := shard{index: 0}
 	frozen := shards
 	if len(shards) > 0 {
@@ -250,16 +275,24 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 	// an unused placeholder.
 	timeClause := func(attr string, t time.Time) (string, string) { return e.name(attr), e.value(attrS(formatTime(t))) }
 	switch {
+	case !known && !kn.firstAtMost.IsZero() && !b.First.Before(kn.firstAtMost):
+		// Stored first is at or before b's: keep it (set only if the
+		// item is gone, say expired).
+		first, v := timeClause(attrFirst, b.First)
+		sets = append(sets, fmt.Sprintf("%s = if_not_exists(%s, %s)", first, first, v))
 	case !known || !target.hasFirst:
-		first, f := timeClause(attrFirst, b.First)
-		sets = append(sets, fmt.Sprintf("%s = if_not_exists(%s, %s)", first, first, f))
-		conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s <= %s)", first, first, f))
+		first, v := timeClause(attrFirst, b.First)
+		sets = append(sets, fmt.Sprintf("%s = if_not_exists(%s, %s)", first, first, v))
+		conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s <= %s)", first, first, v))
 	case b.First.Before(target.first):
-		first, f := timeClause(attrFirst, b.First)
-		sets = append(sets, first+" = "+f)
-		conds = append(conds, widenCond(e, first, ">", f, target.firstRaw))
+		first, v := timeClause(attrFirst, b.First)
+		sets = append(sets, first+" = "+v)
+		conds = append(conds, widenCond(e, first, ">", v, target.firstRaw))
 	}
 	switch {
+	case !known && !kn.lastAtLeast.IsZero() && !b.Last.After(kn.lastAtLeast):
+		last, l := timeClause(attrLast, b.Last)
+		sets = append(sets, fmt.Sprintf("%s = if_not_exists(%s, %s)", last, last, l))
 	case !known || target.last.IsZero():
 		last, l := timeClause(attrLast, b.Last)
 		sets = append(sets, last+" = "+l)
@@ -289,7 +322,7 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 			}
 		}
 		have := maps2set(frozenSet, target.distinct[f])
-		if len(have) >= detect.DistinctCap {
+		if len(have) >= detect.DistinctCap || kn.saturated[f] {
 			continue // stays at or over the cap: the batch's hashes are dropped
 		}
 		// Only hashes no shard holds are added, so the newest shard's set
@@ -321,7 +354,7 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 			frozenOffered += sh.offered
 		}
 		o := e.name(attrOffered)
-		if frozenOffered+target.offered < detect.BucketValuesBudget {
+		if frozenOffered+target.offered < detect.BucketValuesBudget && !kn.spent {
 			conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)",
 				o, o, e.value(attrNum(detect.BucketValuesBudget-frozenOffered))))
 			for _, f := range fields(b.Values) {

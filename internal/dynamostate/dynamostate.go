@@ -121,6 +121,7 @@ type State struct {
 	workers int
 	perItem int
 	measure bool
+	facts   factCache
 
 	calls    atomic.Int64
 	capMu    sync.Mutex

@@ -678,3 +678,56 @@ func TestDecodeShardRejectsForeignItems(t *testing.T) {
 		}
 	}
 }
+
+// What a State read or wrote of a bucket and can only stay true shapes the
+// first write of a later batch: once the values budget is spent and a
+// distinct set is at its cap, and the stored times already lie beyond the
+// batch's, the write carries no values, no hashes and no conditions that
+// could fail, so a busy minute's batch costs one write, not three calls.
+func TestApplyUsesWhatItKnowsOfABucket(t *testing.T) {
+	full := shardJSON(t0, 0, 60, batchHash("earlier"))
+	full["offered"] = map[string]any{"N": "40"}
+	full["first"] = map[string]any{"S": formatTime(t0)}
+	full["last"] = map[string]any{"S": formatTime(t0.Add(50 * time.Second))}
+	var hs []string
+	for i := range detect.DistinctCap {
+		hs = append(hs, fmt.Sprintf("h%03d", i))
+	}
+	full["d:path"] = map[string]any{"SS": hs}
+	client, st := newStubClient(t, func(_ int, op string, _ map[string]any) (int, string) {
+		if op == "Query" {
+			return 200, mustJSON(map[string]any{"Items": []any{full}})
+		}
+		return 200, `{}`
+	})
+	s := New(client, "state", clock)
+	b := detect.Bucket{Start: t0, Count: 1, First: t0.Add(10 * time.Second), Last: t0.Add(20 * time.Second),
+		Distinct: map[string][]string{"path": {"new-hash"}}, Values: map[string][]string{"path": {"/new"}}}
+	agg := detect.Aggregate{Key: "probe#203.0.113.7", Window: 5 * time.Minute, Buckets: []detect.Bucket{b}}
+	for _, batch := range []string{"batch-1", "batch-2"} {
+		if _, err := s.Apply(context.Background(), batch, []detect.Aggregate{agg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := cmp.Diff([]string{"UpdateItem", "Query", "UpdateItem", "Query"}, st.ops()); d != "" {
+		t.Fatalf("operations (-want +got):\n%s", d)
+	}
+	r := st.reqs[2].Body
+	names := r["ExpressionAttributeNames"].(map[string]any)
+	vals := r["ExpressionAttributeValues"].(map[string]any)
+	update := expand(r["UpdateExpression"].(string), names, vals)
+	cond := expand(r["ConditionExpression"].(string), names, vals)
+	for _, absent := range []string{"v:path", "d:path", "offered <"} {
+		if strings.Contains(update+" "+cond, absent) {
+			t.Errorf("second write mentions %s: %s if %s", absent, update, cond)
+		}
+	}
+	if strings.Contains(cond, "first") || strings.Contains(cond, "last") {
+		t.Errorf("second write conditions on first or last: %s", cond)
+	}
+	for _, want := range []string{"truncated = BOOL:true", "ADD batches", "offered N:1"} {
+		if !strings.Contains(update, want) {
+			t.Errorf("second write lacks %q: %s", want, update)
+		}
+	}
+}
