@@ -80,10 +80,14 @@ func TestConformance(t *testing.T) {
 // multi-item buckets as well.
 func TestProperty(t *testing.T) {
 	client := newClient(endpoint)
-	for _, perItem := range []int{dynamostate.BatchesPerItem, 2} {
-		t.Run(fmt.Sprintf("BatchesPerItem=%d", perItem), func(t *testing.T) {
+	for _, tc := range []struct {
+		perItem int
+		faults  float64
+	}{{dynamostate.BatchesPerItem, 0}, {2, 0}, {dynamostate.BatchesPerItem, 0.1}} {
+		perItem := tc.perItem
+		t.Run(fmt.Sprintf("BatchesPerItem=%d/faults=%v", perItem, tc.faults), func(t *testing.T) {
 			t.Parallel()
-			cfg := statetest.PropertyEnv(t, statetest.PropertyConfig{Cases: 60, Seed: 2, Workers: 6, Events: 40})
+			cfg := statetest.PropertyEnv(t, statetest.PropertyConfig{Cases: 60, Seed: 2, Workers: 6, Events: 40, Faults: tc.faults})
 			statetest.Property(t, func(t *testing.T, now func() time.Time) detect.State {
 				return dynamostate.New(client, newTable(t, client), now,
 					dynamostate.WithLease(statetest.Lease), dynamostate.WithBatchesPerItem(perItem))

@@ -24,3 +24,14 @@ func TestProperty(t *testing.T) {
 		return memstate.New(now, statetest.Lease)
 	}, cfg)
 }
+
+// TestPropertyWithFaults is TestProperty with one State or Publisher call
+// in ten failing, before or after it took effect, and the failed delivery
+// delivered again: counts stay exact, no finding is lost, and a finding is
+// repeated only with its own id.
+func TestPropertyWithFaults(t *testing.T) {
+	cfg := statetest.PropertyEnv(t, statetest.PropertyConfig{Cases: 1000, Seed: 3, Workers: 4, Events: 60, Faults: 0.1})
+	statetest.Property(t, func(t *testing.T, now func() time.Time) detect.State {
+		return memstate.New(now, statetest.Lease)
+	}, cfg)
+}

@@ -2,6 +2,7 @@ package statetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -65,6 +66,12 @@ type PropertyConfig struct {
 	Workers int    // concurrent Process calls
 	// Events bounds the audit events of one scenario.
 	Events int
+	// Faults is the probability that a State or Publisher call fails,
+	// half the time before it takes effect and half after (a lost
+	// acknowledgement). A delivery that fails is delivered again until it
+	// succeeds, as Lambda retries it (and, past its retries, as a replay
+	// from the dead-letter queue does).
+	Faults float64
 }
 
 // Property checks the detector over the State that newState returns against
@@ -98,7 +105,7 @@ func Property(t *testing.T, newState func(t *testing.T, now func() time.Time) de
 	for i := range cfg.Cases {
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
 		sc := generate(rng, fmt.Sprintf("prop-%d-%d", cfg.Seed, i), cfg.Events)
-		n, pub, msg := runCase(set, st, sc, cfg.Workers)
+		n, pub, msg := runCase(set, st, sc, cfg.Workers, cfg.Faults, rng.Uint64())
 		if msg != "" {
 			t.Fatalf("case %d (seed %d): %s\n%s", i, cfg.Seed, msg, sc.describe())
 		}
@@ -160,14 +167,16 @@ func generate(rng *rand.Rand, cluster string, maxEvents int) *scenario {
 	srcs := propSources[:1+rng.IntN(len(propSources))]
 	n := 1 + rng.IntN(maxEvents)
 	span := time.Duration(5+rng.IntN(180)) * time.Minute
+	// Start anywhere in an hour, so windows and periods meet every edge.
+	base := T0.Add(time.Duration(rng.Int64N(int64(time.Hour))))
 	var bursts []time.Time
 	for range 1 + rng.IntN(6) {
-		bursts = append(bursts, T0.Add(time.Duration(rng.Int64N(int64(span)))))
+		bursts = append(bursts, base.Add(time.Duration(rng.Int64N(int64(span)))))
 	}
 	for i := range n {
 		// Most requests near a burst, some anywhere: thresholds are
 		// crossed, missed and crossed again across window edges.
-		at := T0.Add(time.Duration(rng.Int64N(int64(span))))
+		at := base.Add(time.Duration(rng.Int64N(int64(span))))
 		if rng.IntN(4) > 0 {
 			at = bursts[rng.IntN(len(bursts))].Add(time.Duration(rng.Int64N(int64(4 * time.Minute))))
 		}
@@ -372,6 +381,87 @@ func oracle(set *rules.Set, sc *scenario) (map[periodKey]rules.Severity, map[str
 	return want, buckets, nil
 }
 
+// errFault is an injected failure.
+var errFault = errors.New("injected fault")
+
+// flaky decides, with probability p, that a call fails.
+type flaky struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+	p   float64
+}
+
+// fail reports whether the call fails, and if so whether after it took
+// effect.
+func (f *flaky) fail() (fail, after bool) {
+	if f.p == 0 {
+		return false, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rng.Float64() < f.p, f.rng.IntN(2) == 0
+}
+
+// flakyState fails State calls, before or after they take effect.
+type flakyState struct {
+	detect.State
+	f *flaky
+}
+
+func (s *flakyState) Apply(ctx context.Context, batch string, aggs []detect.Aggregate) ([]detect.Window, error) {
+	fail, after := s.f.fail()
+	if fail && !after {
+		return nil, errFault
+	}
+	w, err := s.State.Apply(ctx, batch, aggs)
+	if fail && err == nil {
+		return nil, errFault
+	}
+	return w, err
+}
+
+func (s *flakyState) Claim(ctx context.Context, c detect.Claim) (bool, error) {
+	fail, after := s.f.fail()
+	if fail && !after {
+		return false, errFault
+	}
+	ok, err := s.State.Claim(ctx, c)
+	if fail && err == nil {
+		return false, errFault
+	}
+	return ok, err
+}
+
+func (s *flakyState) MarkSent(ctx context.Context, c detect.Claim) error {
+	fail, after := s.f.fail()
+	if fail && !after {
+		return errFault
+	}
+	err := s.State.MarkSent(ctx, c)
+	if fail && err == nil {
+		return errFault
+	}
+	return err
+}
+
+// flakyPublisher fails publishes, before or after delivering.
+type flakyPublisher struct {
+	detect.Publisher
+	f *flaky
+}
+
+func (p *flakyPublisher) Publish(ctx context.Context, f *detect.Finding) error {
+	fail, after := p.f.fail()
+	if fail && !after {
+		return errFault
+	}
+	err := p.Publisher.Publish(ctx, f)
+	if fail && err == nil {
+		return errFault
+	}
+	return err
+}
+
 // collector records published findings.
 type collector struct {
 	mu  sync.Mutex
@@ -389,7 +479,7 @@ func (c *collector) Publish(_ context.Context, f *detect.Finding) error {
 // outcome with the oracle. It returns the number of (key, period) the
 // oracle has findings for, the findings published, and what disagreed
 // ("" when nothing did).
-func runCase(set *rules.Set, st detect.State, sc *scenario, workers int) (periods, published int, problem string) {
+func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults float64, seed uint64) (periods, published int, problem string) {
 	want, wantBuckets, err := oracle(set, sc)
 	if err != nil {
 		return 0, 0, err.Error()
@@ -397,7 +487,8 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int) (period
 	periods = len(want)
 	pub := &collector{}
 	defer func() { published = len(pub.got) }()
-	det, err := detect.New(detect.Config{Rules: set, State: st, Publisher: pub})
+	fl := &flaky{rng: rand.New(rand.NewPCG(seed, 0)), p: faults}
+	det, err := detect.New(detect.Config{Rules: set, State: &flakyState{st, fl}, Publisher: &flakyPublisher{pub, fl}})
 	if err != nil {
 		return periods, 0, err.Error()
 	}
@@ -448,7 +539,13 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int) (period
 				if d.after != nil {
 					<-d.after
 				}
-				if _, err := det.Process(context.Background(), d.b); err != nil {
+				var err error
+				for range 100 {
+					if _, err = det.Process(context.Background(), d.b); err == nil {
+						break
+					}
+				}
+				if err != nil {
 					errs <- err
 				}
 				close(d.done)
@@ -466,6 +563,8 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int) (period
 	}
 
 	got := map[periodKey][]rules.Severity{}
+	ids := map[string]string{} // (key, period, severity) → finding_id
+	var problems []string
 	for _, f := range pub.got {
 		r := set.Rule(f.Rule)
 		if r == nil {
@@ -476,10 +575,31 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int) (period
 		if err != nil {
 			return periods, 0, err.Error()
 		}
-		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(f.LastSeen.Truncate(detect.BucketWidth), r.Suppress)}
+		end := f.LastSeen.Truncate(detect.BucketWidth)
+		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
+		// The same finding twice (a lost acknowledgement, retried) keeps
+		// its id; two ids for one (key, period, severity) are two findings.
+		id := fmt.Sprintf("%s %s %v", pk.key, pk.period.Format(time.RFC3339), sev)
+		if prev, ok := ids[id]; ok {
+			if prev != f.ID {
+				problems = append(problems, fmt.Sprintf("%s: two findings, ids %s and %s", id, prev, f.ID))
+			}
+			continue
+		}
+		ids[id] = f.ID
 		got[pk] = append(got[pk], sev)
+		// A finding counts at most what the window ending at its last
+		// request holds once every event has arrived.
+		var full int64
+		for start, b := range wantBuckets[pk.key] {
+			if !start.After(end) && !start.Before(end.Add(-detect.WindowSpan(r.Threshold.Window))) {
+				full += b.Count
+			}
+		}
+		if f.Count < 1 || f.Count > full {
+			problems = append(problems, fmt.Sprintf("%s: count %d, the complete window holds %d", id, f.Count, full))
+		}
 	}
-	var problems []string
 	for pk, sevs := range got {
 		if slices.Max(sevs) != want[pk] {
 			problems = append(problems, fmt.Sprintf("%s period %s: published %v, oracle's highest %v", pk.key, pk.period.Format("15:04"), sevs, want[pk]))
