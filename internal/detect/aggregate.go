@@ -77,6 +77,10 @@ type aggregator struct {
 	// over counts, per rule past max, the requests of each group that got
 	// no builder, to rank the groups once the batch has been read.
 	over map[*rules.Rule]map[groupID]int64
+	// escalated holds, per group some request of which met one of its
+	// rule's per-request escalations, the highest such severity: choose
+	// tracks those groups one by one before any merely busy one.
+	escalated map[groupID]rules.Severity
 	// chosen, in the second pass, holds the groups an overflowing rule
 	// tracks one by one; the rule's other requests go to its sweep.
 	chosen map[*rules.Rule]map[groupID]bool
@@ -171,6 +175,14 @@ func newBuilder(r *rules.Rule, g Group, report bool) *aggBuilder {
 // decides which groups r tracks.
 func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 	id := groupIDOf(r, ev, a.cluster)
+	for _, m := range marks {
+		if m >= 0 && m < len(r.Escalate) && r.Escalate[m].Severity > a.escalated[id] {
+			if a.escalated == nil {
+				a.escalated = make(map[groupID]rules.Severity)
+			}
+			a.escalated[id] = r.Escalate[m].Severity
+		}
+	}
 	ab := a.groups[id]
 	if ab == nil {
 		if a.max > 0 && a.open[r] >= a.max {
@@ -194,12 +206,16 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 // batch needs a second pass (choose, then readd).
 func (a *aggregator) overflowed() bool { return len(a.over) > 0 }
 
-// choose picks, for each rule that overflowed, the max groups with the most
-// requests in the batch (ties by key, so a retried batch picks the same) and
-// drops every builder of that rule, for readd to rebuild.
+// choose picks, for each rule that overflowed, the max groups to track one
+// by one: first those with a request that met a per-request escalation,
+// highest severity first, so that no crowd of busier sources can push an
+// allowed secret read into the sweep; then those with the most requests in
+// the batch (ties by key, so a retried batch picks the same). It drops
+// every builder of that rule, for readd to rebuild.
 func (a *aggregator) choose() {
 	type cand struct {
 		id  groupID
+		sev rules.Severity
 		n   int64
 		key string
 	}
@@ -209,15 +225,18 @@ func (a *aggregator) choose() {
 	for r, counts := range a.over {
 		cs := make([]cand, 0, len(counts)+a.open[r])
 		for id, n := range counts {
-			cs = append(cs, cand{id, n, id.key()})
+			cs = append(cs, cand{id, a.escalated[id], n, id.key()})
 		}
 		for id, ab := range a.groups {
 			if id.rule == r {
-				cs = append(cs, cand{id, ab.agg.Count, ab.agg.Key})
+				cs = append(cs, cand{id, a.escalated[id], ab.agg.Count, ab.agg.Key})
 				delete(a.groups, id)
 			}
 		}
 		sort.Slice(cs, func(i, j int) bool {
+			if cs[i].sev != cs[j].sev {
+				return cs[i].sev > cs[j].sev
+			}
 			if cs[i].n != cs[j].n {
 				return cs[i].n > cs[j].n
 			}

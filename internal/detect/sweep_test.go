@@ -209,3 +209,67 @@ func TestSweepAddressCount(t *testing.T) {
 		t.Errorf("%d sweep findings, want 3", n)
 	}
 }
+
+// TestSweepKeepsEscalatingSourcesApart: a source whose one request is an
+// allowed secret read arrives in a delivery with 200 busier sources. The
+// per-delivery bound must track it one by one, not count it in the sweep,
+// where a decoy's earlier critical in the same period would have hidden it
+// (found by review). One event at a time gives it its own critical; so must
+// the batched deliveries.
+func TestSweepKeepsEscalatingSourcesApart(t *testing.T) {
+	const attacker = "203.0.113.66"
+	busy := func(prefix string, at string, n int) []req {
+		var out []req
+		for i := range n {
+			ip := fmt.Sprintf("%s.%d.%d", prefix, i>>8, i&0xff)
+			for range 2 {
+				out = append(out, req{at: at, src: ip, verb: "get", uri: "/api/v1/namespaces/default/pods", resource: "pods", code: 200})
+			}
+		}
+		return out
+	}
+	secret := func(at, src string) req {
+		return req{at: at, src: src, verb: "get", uri: "/api/v1/namespaces/kube-system/secrets/x", resource: "secrets", code: 200}
+	}
+	// Delivery 1: 200 busy sources and a decoy's secret read; delivery 2:
+	// 200 other busy sources and the attacker's.
+	b1 := append(busy("198.18", "10:00:00", 200), secret("10:00:01", "192.0.2.250"))
+	b2 := append(busy("198.19", "10:05:00", 200), secret("10:05:01", attacker))
+	critical := func(fs []*detect.Finding) (sources []string) {
+		for _, f := range fs {
+			if f.Rule == "anonymous-request-allowed" && f.Severity == "critical" {
+				sources = append(sources, f.SrcIP)
+			}
+		}
+		return sources
+	}
+	tests := []struct {
+		name       string
+		deliveries [][]req
+	}{
+		{"one event at a time", nil},
+		{"two deliveries", [][]req{b1, b2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pub := &recorder{}
+			d := sweepDetector(t, 0, pub)
+			deliveries := tc.deliveries
+			if deliveries == nil {
+				for _, r := range append(append([]req{}, b1...), b2...) {
+					deliveries = append(deliveries, []req{r})
+				}
+			}
+			id := 1
+			for i, reqs := range deliveries {
+				if _, err := d.Process(context.Background(), batchOf(fmt.Sprintf("s%d", i), id, reqs...)); err != nil {
+					t.Fatal(err)
+				}
+				id += len(reqs)
+			}
+			if got := critical(pub.got); !slices.Contains(got, attacker) {
+				t.Errorf("no critical finding names %s; critical findings: %q", attacker, got)
+			}
+		})
+	}
+}
