@@ -178,11 +178,11 @@ func (s *State) mergeBucket(ctx context.Context, bid string, a detect.Aggregate,
 			if f != nil && f.sharded {
 				// Learn the shards instead of writing blind into the
 				// first, which is full.
-				byStart, err := s.readShards(ctx, a.Key, b.Start.Unix(), b.Start.Unix())
-				if err != nil {
+				var err error
+				if shards, err = s.readBucket(ctx, a.Key, b.Start); err != nil {
 					return err
 				}
-				shards, known = byStart[b.Start.Unix()], true
+				known = true
 				continue
 			}
 		}
@@ -212,12 +212,20 @@ func (s *State) mergeBucket(ctx context.Context, bid string, a detect.Aggregate,
 				continue
 			}
 		}
-		byStart, err := s.readShards(ctx, a.Key, b.Start.Unix(), b.Start.Unix())
-		if err != nil {
+		if shards, err = s.readBucket(ctx, a.Key, b.Start); err != nil {
 			return err
 		}
-		shards, known = byStart[b.Start.Unix()], true
+		known = true
 	}
+}
+
+// readBucket returns the shards of key's bucket at start, ascending.
+func (s *State) readBucket(ctx context.Context, key string, start time.Time) ([]shard, error) {
+	byStart, err := s.readShards(ctx, key, start.Unix(), start.Unix())
+	if err != nil {
+		return nil, err
+	}
+	return byStart[start.Unix()], nil
 }
 
 func withShard(shards []shard, sh shard) []shard {
