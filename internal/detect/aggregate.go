@@ -21,6 +21,12 @@ import (
 // unverified address claims next to the address that counts.
 const forwardedForField = "forwarded_for"
 
+// noUserAgentField marks, among a bucket's values, that some request the
+// rule collects user agents of sent none: real audit lines often have no
+// userAgent, and the finding's ua_class must then say "none" rather than
+// be missing. It is never shown as a value.
+const noUserAgentField = "no_user_agent"
+
 // skipLogLimit bounds the log lines written per skip reason and batch, so a
 // batch of garbage costs a few lines of log, not one per event.
 const skipLogLimit = 5
@@ -318,6 +324,9 @@ func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
 	for _, f := range ab.collect {
 		v := f.Value(ev, cluster)
 		if v == "" {
+			if f == rules.FieldUserAgent {
+				addValue(bb.values, noUserAgentField, "true", BucketValuesCap)
+			}
 			continue
 		}
 		// A report shows whole values, so two long request URIs that

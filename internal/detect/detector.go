@@ -369,16 +369,21 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 		f.ForwardedFor = ff
 		delete(vals, forwardedForField)
 	}
+	_, noAgent := vals[noUserAgentField]
+	delete(vals, noUserAgentField)
 	if len(vals) > 0 {
 		f.Values = vals
 	}
 	uas := vals[string(rules.FieldUserAgent)]
 	if f.UserAgent != "" {
-		uas = []string{f.UserAgent}
+		uas, noAgent = []string{f.UserAgent}, false
 	}
-	classes := make([]string, 0, len(uas))
+	classes := make([]string, 0, len(uas)+1)
 	for _, ua := range uas {
 		classes = append(classes, enrich.UAClass(ua))
+	}
+	if noAgent {
+		classes = append(classes, enrich.UANone)
 	}
 	if len(classes) > 0 {
 		f.UAClass = enrich.MostSuspicious(classes...)
