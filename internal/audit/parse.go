@@ -200,8 +200,47 @@ func parseTime(s string) (time.Time, bool) {
 }
 
 // Final reports whether e is the last record of its request: stage
-// ResponseComplete, or Panic. Earlier stages describe a request that will be
-// logged again, so counting them would count a request twice.
+// ResponseComplete, or Panic.
 func (e *Event) Final() bool {
 	return e.Stage == StageResponseComplete || e.Stage == StagePanic
+}
+
+// LongRunning reports whether kube-apiserver serves the request as
+// long-running, by its BasicLongRunningRequestCheck: the verbs watch and
+// proxy, and the subresources attach, exec, log, portforward and proxy.
+// Such a request is audited at ResponseStarted when its response begins
+// and at ResponseComplete only when it ends, which for a watch with a
+// distant timeoutSeconds or an open exec session is whenever the client
+// hangs up. Both fields are the server's reading of the request, the same
+// in both records.
+func (e *Event) LongRunning() bool {
+	switch e.Verb {
+	case "watch", "proxy":
+		return true
+	}
+	switch e.ObjectRef.Subresource {
+	case "attach", "exec", "log", "portforward", "proxy":
+		return true
+	}
+	return false
+}
+
+// Counted reports whether the detector counts this record of its request:
+//   - a final record (ResponseComplete, Panic);
+//   - a ResponseStarted record of a long-running request, which may be the
+//     only record for hours; the detector counts such a request once
+//     whichever of its records it sees (see detect's request identity);
+//   - a ResponseStarted record with code 401: kube-apiserver audits a
+//     failed authentication once, at that stage, and never completes it.
+//
+// RequestReceived records, and ResponseStarted records of other requests,
+// describe a request that is logged again and are not counted.
+func (e *Event) Counted() bool {
+	switch e.Stage {
+	case StageResponseComplete, StagePanic:
+		return true
+	case StageResponseStarted:
+		return e.LongRunning() || e.ResponseCode == 401
+	}
+	return false
 }

@@ -355,3 +355,41 @@ func TestFinal(t *testing.T) {
 		}
 	}
 }
+
+func TestCounted(t *testing.T) {
+	tests := []struct {
+		name        string
+		stage, verb string
+		subresource string
+		code        int
+		longRunning bool
+		want        bool
+	}{
+		{"final get", StageResponseComplete, "get", "", 200, false, true},
+		{"panic", StagePanic, "get", "", 500, false, true},
+		{"received", StageRequestReceived, "watch", "", 0, true, false},
+		{"started get", StageResponseStarted, "get", "", 200, false, false},
+		{"started watch", StageResponseStarted, "watch", "", 200, true, true},
+		{"completed watch", StageResponseComplete, "watch", "", 200, true, true},
+		{"started exec over SPDY", StageResponseStarted, "create", "exec", 101, true, true},
+		{"started exec over WebSocket", StageResponseStarted, "get", "exec", 101, true, true},
+		{"started attach", StageResponseStarted, "create", "attach", 101, true, true},
+		{"started portforward", StageResponseStarted, "get", "portforward", 101, true, true},
+		{"started nodes/proxy", StageResponseStarted, "get", "proxy", 200, true, true},
+		{"started log", StageResponseStarted, "get", "log", 200, true, true},
+		{"started proxy verb", StageResponseStarted, "proxy", "", 200, true, true},
+		{"failed authentication", StageResponseStarted, "get", "", 401, false, true},
+		{"refused watch started", StageResponseStarted, "watch", "", 403, true, true},
+		{"status subresource", StageResponseStarted, "get", "status", 200, false, false},
+		{"unknown stage", "", "watch", "", 200, true, false},
+	}
+	for _, tt := range tests {
+		e := Event{Stage: tt.stage, Verb: tt.verb, ObjectRef: ObjectRef{Subresource: tt.subresource}, ResponseCode: tt.code}
+		if got := e.LongRunning(); got != tt.longRunning {
+			t.Errorf("%s: LongRunning() = %v, want %v", tt.name, got, tt.longRunning)
+		}
+		if got := e.Counted(); got != tt.want {
+			t.Errorf("%s: Counted() = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -66,6 +66,28 @@ func groupKey(rule, src, cluster, user, groups, agent string) string {
 	return rule + "#" + src + "#" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
+// requestField is the distinct set, internal to a bucket, of the
+// long-running requests it counts. Such a request is audited twice, at
+// ResponseStarted and at ResponseComplete, hours apart and in different
+// deliveries or none; counting the identities of its records as a set,
+// which state merges by union, counts it once whichever records arrive, in
+// whatever order and batches. A bucket's requests are its Count plus the
+// size of this set (Bucket.Requests). The set saturates at DistinctCap, so
+// past 128 long-running requests a minute from one group the count is a
+// lower bound, far above any threshold.
+const requestField = "request"
+
+// requestIdentity names the request ev is a record of, from what both its
+// records carry: the time the API server received it and the connection's
+// address, which the client cannot choose, and the rest of the request
+// line. auditID alone would not do: the client can set it (Audit-ID).
+func requestIdentity(ev *audit.Event) string {
+	return strings.Join([]string{
+		ev.RequestReceived.UTC().Format(time.RFC3339Nano), ev.SrcIP(), ev.AuditID,
+		ev.User.Username, ev.Verb, ev.RequestURI,
+	}, "\x00")
+}
+
 // DistinctHash maps a value to the short digest that distinct sets hold. A
 // cryptographic hash, so an attacker cannot craft colliding paths to hide
 // from a distinct-count threshold.
@@ -139,7 +161,10 @@ func (id groupID) key() string {
 }
 
 type aggBuilder struct {
-	agg      Aggregate
+	agg Aggregate
+	// requests holds the identities of the long-running requests counted,
+	// so that a batch holding both records of one counts it once.
+	requests map[string]struct{}
 	distinct []rules.Field // fields a threshold or escalation counts
 	collect  []rules.Field
 	values   map[string]*valueSet // whole values for a report; nil otherwise
@@ -283,7 +308,19 @@ func (a *aggregator) readd(r *rules.Rule, marks []int, ev *audit.Event) {
 func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
 	t := ev.RequestReceived.UTC()
 	ag := &ab.agg
-	ag.Count++
+	var request string // the identity of a long-running request
+	if ev.LongRunning() {
+		request = requestIdentity(ev)
+		if _, dup := ab.requests[request]; !dup {
+			if ab.requests == nil {
+				ab.requests = make(map[string]struct{})
+			}
+			ab.requests[request] = struct{}{}
+			ag.Count++
+		}
+	} else {
+		ag.Count++
+	}
 	if ag.FirstSeen.IsZero() || t.Before(ag.FirstSeen) {
 		ag.FirstSeen = t
 	}
@@ -300,7 +337,13 @@ func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
 		}
 		ab.buckets[start.Unix()] = bb
 	}
-	bb.b.Count++
+	if request == "" {
+		bb.b.Count++
+	} else if set := bb.distinct[requestField]; set == nil {
+		bb.distinct[requestField] = map[string]struct{}{request: {}}
+	} else if len(set) < DistinctCap {
+		set[request] = struct{}{}
+	}
 	if t.Before(bb.b.First) {
 		bb.b.First = t
 	}
@@ -503,7 +546,7 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 			skip(skipReason(err), le.ID, err)
 			continue
 		}
-		if !ev.Final() {
+		if !ev.Counted() {
 			skip(SkipStage, le.ID, nil)
 			continue
 		}

@@ -58,6 +58,9 @@ type Aggregate struct {
 // Bucket is one BucketWidth of a group's activity.
 type Bucket struct {
 	Start time.Time // UTC, truncated to BucketWidth
+	// Count is the requests in the bucket other than long-running ones,
+	// which are counted by identity in Distinct["request"]; Requests
+	// returns both.
 	Count int64
 	// First and Last are the earliest and latest event times in the bucket.
 	First, Last time.Time
@@ -77,6 +80,12 @@ type Bucket struct {
 	// whatever an attacker sends.
 	Values          map[string][]string
 	ValuesTruncated bool
+}
+
+// Requests returns the requests b counts: Count, and the long-running
+// requests it holds by identity.
+func (b *Bucket) Requests() int64 {
+	return b.Count + int64(len(b.Distinct[requestField]))
 }
 
 // Caps that bound memory and state item size.

@@ -147,7 +147,7 @@ func stats(w *Window, at time.Time, window time.Duration) windowStats {
 	s := windowStats{distinct: map[string]map[string]struct{}{}, saturated: map[string]bool{}}
 	for i := range w.Buckets {
 		bk := &w.Buckets[i]
-		if bk.Start.Before(lo) || bk.Start.After(at) || bk.Count == 0 {
+		if bk.Start.Before(lo) || bk.Start.After(at) || bk.Requests() == 0 {
 			continue
 		}
 		s.count += bk.Count
@@ -174,6 +174,8 @@ func stats(w *Window, at time.Time, window time.Duration) windowStats {
 			s.marks |= 1 << uint(m)
 		}
 	}
+	// Long-running requests are counted by identity.
+	s.count += int64(len(s.distinct[requestField]))
 	return s
 }
 
@@ -210,7 +212,7 @@ func (s *sliding) add(b *Bucket, sign int) {
 
 func (s *sliding) meets(count int64, field rules.Field, n int) bool {
 	if count > 0 {
-		return s.count >= count
+		return s.count+int64(len(s.distinct[requestField])) >= count
 	}
 	return field != "" && len(s.distinct[string(field)]) >= n
 }
@@ -292,7 +294,7 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []d
 		for next < len(a.Buckets) && a.Buckets[next].Start.Add(span).Before(end.Start) {
 			next++
 		}
-		if next == len(a.Buckets) || a.Buckets[next].Start.After(end.Start) || end.Count == 0 {
+		if next == len(a.Buckets) || a.Buckets[next].Start.After(end.Start) || end.Requests() == 0 {
 			continue
 		}
 		if !sl.meets(th.Count, th.Distinct, th.DistinctN) {
@@ -389,6 +391,9 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 		f.UAClass = enrich.MostSuspicious(classes...)
 	}
 	for fld, set := range s.distinct {
+		if fld == requestField {
+			continue // part of the count
+		}
 		if f.Distinct == nil {
 			f.Distinct = map[string]int{}
 		}

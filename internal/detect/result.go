@@ -2,12 +2,15 @@ package detect
 
 // Reasons a log line is skipped. Each is counted in Result.Skipped.
 const (
-	SkipTruncated = "truncated"       // CloudWatch cut the line ("[Truncated...]")
-	SkipTooLarge  = "too_large"       // above the parser's size bound
-	SkipMalformed = "malformed"       // not valid JSON, or wrong field types
-	SkipNotAudit  = "not_audit"       // valid JSON, but not an audit.k8s.io Event
-	SkipStage     = "non_final_stage" // RequestReceived/ResponseStarted: counted at its final stage
-	SkipDuplicate = "duplicate_id"    // a log event id seen earlier in the batch
+	SkipTruncated = "truncated" // CloudWatch cut the line ("[Truncated...]")
+	SkipTooLarge  = "too_large" // above the parser's size bound
+	SkipMalformed = "malformed" // not valid JSON, or wrong field types
+	SkipNotAudit  = "not_audit" // valid JSON, but not an audit.k8s.io Event
+	// SkipStage: a record counted at another stage of its request
+	// (audit.Event.Counted): RequestReceived, or ResponseStarted of a
+	// request that is neither long-running nor a failed authentication.
+	SkipStage     = "non_final_stage"
+	SkipDuplicate = "duplicate_id" // a log event id seen earlier in the batch
 	// SkipBadTime: neither the request's timestamps nor CloudWatch's
 	// ingestion time is a time ValidEventTime accepts.
 	SkipBadTime = "bad_time"

@@ -10,18 +10,18 @@ import (
 	"github.com/anonwatch/anonwatch/internal/audit"
 )
 
-// errNotFinal stands for the detector skipping a stage that will be logged
-// again.
-var errNotFinal = errors.New("not a final stage")
+// errNotFinal stands for the detector skipping a record counted at another
+// stage of its request.
+var errNotFinal = errors.New("not a counted stage")
 
 // parseEvent decodes one audit log line as the detector does: audit.Parse,
-// then only final stages.
+// then only the stages it counts (audit.Event.Counted).
 func parseEvent(line []byte) (audit.Event, error) {
 	ev, err := audit.Parse(line, audit.DefaultMaxSize)
 	if err != nil {
 		return audit.Event{}, err
 	}
-	if !ev.Final() {
+	if !ev.Counted() {
 		return audit.Event{}, errNotFinal
 	}
 	return ev, nil
