@@ -20,3 +20,20 @@ func ExampleParse() {
 	// false
 	// false
 }
+
+func ExampleParse_text() {
+	p, err := filterpattern.Parse(`?"[Truncated...]" ?"system:anonymous"`)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(p.Terms())
+	fmt.Println(p.Match([]byte(`{"kind":"Event","user":{"username":"system:anonymous"}}`)))
+	fmt.Println(p.Match([]byte(`{"kind":"Event","requestURI":"/api/v1/namespaces/def[Truncated...]`)))
+	fmt.Println(p.Match([]byte(`{"kind":"Event","user":{"username":"System:Anonymous"}}`)))
+	// Output:
+	// [?"[Truncated...]" ?"system:anonymous"]
+	// true
+	// true
+	// false
+}

@@ -1,13 +1,14 @@
-// Package filterpattern evaluates CloudWatch Logs JSON filter patterns, so a
-// test can show which audit lines the subscription filter in template.yaml
+// Package filterpattern evaluates CloudWatch Logs filter patterns, so a test
+// can show which audit lines the subscription filter in template.yaml
 // forwards to the detector without deploying it.
 //
-// It implements the subset of the syntax that template.yaml uses, with the
-// semantics the CloudWatch Logs documentation ("Filter pattern syntax for
-// metric filters, subscription filters, filter log events, and Live Tail")
-// gives it:
+// It implements two kinds of pattern, each in the subset of its syntax that
+// the documentation ("Filter pattern syntax for metric filters, subscription
+// filters, filter log events, and Live Tail", the TestMetricFilter API
+// reference) pins down, with the semantics it gives them.
 //
-//   - the pattern is one JSON expression in braces: { ... };
+// A JSON pattern is one JSON expression in braces, { ... }:
+//
 //   - conditions combine with && and ||, && binding tighter, and
 //     parentheses group them;
 //   - a condition is SELECTOR = VALUE, where SELECTOR starts at the root $
@@ -20,10 +21,35 @@
 //     value node;
 //   - a log event that is not a JSON object matches nothing.
 //
-// Anything else CloudWatch accepts (!=, numeric comparisons, IS NULL,
-// EXISTS, * wildcards, %regex%, text and space-delimited patterns) is
-// rejected by Parse, so a pattern this package accepts means here what it
-// means to CloudWatch, as far as the documentation says.
+// A text pattern is a list of terms separated by white space, matched
+// against the log event message as text, whatever the message holds: a JSON
+// event, or a JSON event cut short and marked "[Truncated...]". (The
+// documentation describes text patterns on log event messages and never
+// restricts them to messages that are not JSON; that they read a JSON event
+// as its raw bytes is this package's reading of it, not a documented
+// example.)
+//
+//   - a term is a word of ASCII letters, digits and _ (ERROR), or a
+//     double-quoted string of printable ASCII ("system:anonymous",
+//     "[Truncated...]", "INTERNAL SERVER ERROR");
+//   - a term matches when it occurs in the message as a substring, exactly
+//     and case-sensitively: ERROR matches "Exiting with ERRORCODE: -1", and
+//     "Exception" matches "InvalidQueryException" but not "exception";
+//   - plain terms must all occur (ERROR ARGUMENTS);
+//   - a term after a minus sign must not occur (ERROR -ARGUMENTS), and a
+//     pattern needs at least one plain term beside its - terms;
+//   - terms after a question mark are alternatives: at least one of them
+//     must occur (?ERROR ?ARGUMENTS).
+//
+// Anything else CloudWatch accepts is rejected by Parse: in JSON patterns
+// !=, numeric comparisons, IS NULL, EXISTS, * wildcards and %regex%; in text
+// patterns ? terms combined with other terms (which the documentation says
+// CloudWatch then ignores), - terms on their own, quoted strings that hold a
+// backslash, a double quote, *, % or a character outside printable ASCII, and
+// the empty or blank pattern; and space-delimited ([...]) and standalone
+// regular expression (%...%) patterns altogether. So a pattern this package
+// accepts means here what it means to CloudWatch, as far as the
+// documentation says.
 package filterpattern
 
 import (
@@ -40,10 +66,12 @@ import (
 // (PutSubscriptionFilter: filterPattern, maximum length 1024).
 const MaxLength = 1024
 
-// Pattern is a parsed JSON filter pattern. It is safe for concurrent use.
+// Pattern is a parsed filter pattern, JSON or text. It is safe for
+// concurrent use.
 type Pattern struct {
-	src  string
-	root node
+	src   string
+	root  node       // a JSON pattern's expression; nil for a text pattern
+	terms []textTerm // a text pattern's terms; nil for a JSON pattern
 }
 
 // String returns the pattern as it was parsed.
@@ -51,6 +79,9 @@ func (p *Pattern) String() string { return p.src }
 
 // Match reports whether the log event message would pass the filter.
 func (p *Pattern) Match(message []byte) bool {
+	if p.root == nil {
+		return matchTerms(p.terms, message)
+	}
 	// UseNumber keeps numbers out of the comparison: they decode to
 	// json.Number, which never equals a string value.
 	dec := json.NewDecoder(bytes.NewReader(message))
@@ -69,9 +100,13 @@ func (p *Pattern) Match(message []byte) bool {
 	return p.root.eval(obj)
 }
 
-// Conditions returns the pattern's conditions in source order, each written
-// as SELECTOR = "VALUE". Tests use it to check which fields a pattern reads.
+// Conditions returns a JSON pattern's conditions in source order, each
+// written as SELECTOR = "VALUE". Tests use it to check which fields a pattern
+// reads. It returns nil for a text pattern.
 func (p *Pattern) Conditions() []string {
+	if p.root == nil {
+		return nil
+	}
 	var out []string
 	p.root.walk(func(c *condition) {
 		out = append(out, c.String())
@@ -175,8 +210,9 @@ func (c *condition) String() string {
 	return b.String()
 }
 
-// Parse parses a JSON filter pattern. The error names the byte offset of the
-// first thing it cannot accept.
+// Parse parses a filter pattern: a JSON pattern when it starts with {, a
+// text pattern otherwise. The error names the byte offset of the first thing
+// it cannot accept.
 func Parse(pattern string) (*Pattern, error) {
 	if len(pattern) > MaxLength {
 		return nil, fmt.Errorf("filter pattern is %d characters, CloudWatch Logs accepts at most %d", len(pattern), MaxLength)
@@ -186,6 +222,30 @@ func Parse(pattern string) (*Pattern, error) {
 	}
 	p := &parser{src: pattern}
 	p.skipSpace()
+	if p.pos == len(p.src) {
+		return nil, p.errorf("an empty filter pattern is not supported")
+	}
+	switch p.src[p.pos] {
+	case '{':
+		root, err := p.json()
+		if err != nil {
+			return nil, err
+		}
+		return &Pattern{src: pattern, root: root}, nil
+	case '[':
+		return nil, p.errorf("space-delimited filter patterns are not supported")
+	case '%':
+		return nil, p.errorf("regular expression filter patterns are not supported")
+	}
+	terms, err := p.text()
+	if err != nil {
+		return nil, err
+	}
+	return &Pattern{src: pattern, terms: terms}, nil
+}
+
+// json parses a JSON pattern from the opening { to the end of the source.
+func (p *parser) json() (node, error) {
 	if !p.eat("{") {
 		return nil, p.errorf("want { to open a JSON filter pattern")
 	}
@@ -201,7 +261,7 @@ func Parse(pattern string) (*Pattern, error) {
 	if p.pos != len(p.src) {
 		return nil, p.errorf("unexpected text after the closing }")
 	}
-	return &Pattern{src: pattern, root: root}, nil
+	return root, nil
 }
 
 type parser struct {
@@ -214,10 +274,12 @@ func (p *parser) errorf(format string, args ...any) error {
 }
 
 func (p *parser) skipSpace() {
-	for p.pos < len(p.src) && strings.IndexByte(" \t\r\n", p.src[p.pos]) >= 0 {
+	for p.pos < len(p.src) && isSpace(p.src[p.pos]) {
 		p.pos++
 	}
 }
+
+func isSpace(c byte) bool { return strings.IndexByte(" \t\r\n", c) >= 0 }
 
 func (p *parser) eat(tok string) bool {
 	if strings.HasPrefix(p.src[p.pos:], tok) {
