@@ -172,9 +172,8 @@ type aggBuilder struct {
 }
 
 type bucketBuilder struct {
-	b Bucket
-	// distinct holds raw values; bucket() hashes each once.
-	distinct map[string]map[string]struct{}
+	b        Bucket
+	distinct map[string]*distinctSet
 	marks    uint64 // bit i: escalation i
 	values   map[string]*valueSet
 }
@@ -332,17 +331,15 @@ func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
 	if bb == nil {
 		bb = &bucketBuilder{
 			b:        Bucket{Start: start, First: t, Last: t},
-			distinct: make(map[string]map[string]struct{}),
+			distinct: make(map[string]*distinctSet),
 			values:   make(map[string]*valueSet),
 		}
 		ab.buckets[start.Unix()] = bb
 	}
 	if request == "" {
 		bb.b.Count++
-	} else if set := bb.distinct[requestField]; set == nil {
-		bb.distinct[requestField] = map[string]struct{}{request: {}}
-	} else if len(set) < DistinctCap {
-		set[request] = struct{}{}
+	} else {
+		bb.distinctSet(requestField).add(request)
 	}
 	if t.Before(bb.b.First) {
 		bb.b.First = t
@@ -354,15 +351,7 @@ func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
 		bb.marks |= 1 << uint(m)
 	}
 	for _, f := range ab.distinct {
-		set := bb.distinct[string(f)]
-		if set == nil {
-			set = make(map[string]struct{})
-			bb.distinct[string(f)] = set
-		}
-		if len(set) >= DistinctCap {
-			continue
-		}
-		set[f.Value(ev, cluster)] = struct{}{}
+		bb.distinctSet(string(f)).add(f.Value(ev, cluster))
 	}
 	for _, f := range ab.collect {
 		v := f.Value(ev, cluster)
@@ -442,18 +431,22 @@ func (a *aggregator) aggregates() []Aggregate {
 	return out
 }
 
+func (bb *bucketBuilder) distinctSet(field string) *distinctSet {
+	s := bb.distinct[field]
+	if s == nil {
+		s = &distinctSet{}
+		bb.distinct[field] = s
+	}
+	return s
+}
+
 func (bb *bucketBuilder) bucket() Bucket {
 	b := bb.b
 	if len(bb.distinct) > 0 {
 		b.Distinct = make(map[string][]string, len(bb.distinct))
 		for f, set := range bb.distinct {
-			hs := make([]string, 0, len(set))
-			for v := range set {
-				hs = append(hs, DistinctHash(v))
-			}
-			sort.Strings(hs)
-			b.Distinct[f] = hs
-			if len(hs) >= DistinctCap {
+			b.Distinct[f] = set.sorted()
+			if set.saturated() {
 				b.Saturated = append(b.Saturated, f)
 			}
 		}

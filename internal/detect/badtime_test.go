@@ -155,11 +155,13 @@ func TestBadEventTimes(t *testing.T) {
 			if diff := cmp.Diff(tt.skipped, res.Skipped); diff != "" {
 				t.Errorf("skipped (-want +got):\n%s", diff)
 			}
-			// eks-cluster-scan, unauthenticated-403-burst and
-			// anonymous-enumeration; only the first fires on one request.
-			if res.Parsed != tt.parsed || res.Matched != 3*tt.parsed || res.Published != len(tt.want) {
+			// eks-cluster-scan, unauthenticated-403-burst,
+			// anonymous-enumeration, anonymous-slow-scan and the three
+			// cluster-wide campaign rules; only the first fires on one
+			// request.
+			if res.Parsed != tt.parsed || res.Matched != 7*tt.parsed || res.Published != len(tt.want) {
 				t.Errorf("parsed %d, matched %d, published %d; want %d, %d, %d",
-					res.Parsed, res.Matched, res.Published, tt.parsed, 3*tt.parsed, len(tt.want))
+					res.Parsed, res.Matched, res.Published, tt.parsed, 7*tt.parsed, len(tt.want))
 			}
 			if n := strings.Count(logs.String(), "reason="+detect.SkipBadTime); n != tt.skipped[detect.SkipBadTime] {
 				t.Errorf("%d bad_time warnings, want %d:\n%s", n, tt.skipped[detect.SkipBadTime], logs.String())

@@ -67,7 +67,9 @@ func sweepDetector(t *testing.T, max int, pub detect.Publisher) *detect.Detector
 // does not depend on the order of the batch.
 func TestMaxGroups(t *testing.T) {
 	// The probes match these default rules, each grouping by src_ip.
-	probeRules := []string{"anonymous-enumeration", "eks-cluster-scan", "unauthenticated-403-burst"}
+	probeRules := []string{"anonymous-enumeration", "anonymous-slow-scan", "eks-cluster-scan", "unauthenticated-403-burst"}
+	// The campaign rules match every probe too, with one group a cluster.
+	const clusterRules = 3
 	tests := []struct {
 		name        string
 		max         int
@@ -87,7 +89,7 @@ func TestMaxGroups(t *testing.T) {
 			b := sweepBatch(tt.quiet, tt.busy)
 			aggs, res := d.Aggregate(b)
 			total := int64(tt.quiet + 5*tt.busy)
-			if want := len(probeRules) * int(total); res.Matched != want {
+			if want := (len(probeRules) + clusterRules) * int(total); res.Matched != want {
 				t.Fatalf("matched %d, want %d", res.Matched, want)
 			}
 			for _, rule := range probeRules {
@@ -205,8 +207,10 @@ func TestSweepAddressCount(t *testing.T) {
 			t.Errorf("%s: summary %q", f.Rule, f.Summary)
 		}
 	}
-	if n != 3 {
-		t.Errorf("%d sweep findings, want 3", n)
+	// eks-cluster-scan, anonymous-enumeration, unauthenticated-403-burst
+	// and anonymous-slow-scan (290 requests >= 48).
+	if n != 4 {
+		t.Errorf("%d sweep findings, want 4", n)
 	}
 }
 

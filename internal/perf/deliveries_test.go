@@ -127,8 +127,8 @@ var deliveries = []delivery{
 		lines:      floodOneSource,
 		eventLimit: asyncInvokeLimit,
 		async:      true,
-		aggregates: 3,
-		findings:   3,
+		aggregates: 7, // 4 per-source rules, 3 per-cluster campaign rules
+		findings:   6, // all but anonymous-campaign, which needs 20 sources
 	},
 	{
 		name:       "flood-distributed",
@@ -136,8 +136,8 @@ var deliveries = []delivery{
 		lines:      floodDistributed,
 		eventLimit: asyncInvokeLimit,
 		async:      true,
-		aggregates: 603,
-		findings:   203, // 200 sources of eks-cluster-scan (threshold 1) and 3 sweeps
+		aggregates: 807, // 4 per-source rules × (200 + a sweep), 3 per-cluster rules
+		findings:   207, // 200 sources of eks-cluster-scan (threshold 1), 4 sweeps, 3 campaigns
 	},
 	{
 		name:       "flood-distributed-2000",
@@ -146,8 +146,8 @@ var deliveries = []delivery{
 		fixed:      2000,
 		eventLimit: asyncInvokeLimit,
 		async:      true,
-		aggregates: 603,
-		findings:   203,
+		aggregates: 807,
+		findings:   207,
 	},
 	{
 		name:         "max-size-events",

@@ -84,16 +84,27 @@ func TestDefaultRulesSpec(t *testing.T) {
 	}
 	anonGroup := []Field{FieldSrcIP, FieldClusterName, FieldUser, FieldGroups}
 	ipCluster := []Field{FieldSrcIP, FieldClusterName}
+	cluster := []Field{FieldClusterName}
 	want := []spec{
 		{"eks-pod-scan", Medium, anonGroup, Threshold{Count: 1, Window: time.Hour},
 			[]esc{{Severity: High, HasWhen: true}}, []string{"system:anonymous"}},
 		{"eks-cluster-scan", Low, anonGroup, Threshold{Count: 1, Window: time.Hour},
 			[]esc{{Severity: Medium, Count: 10}, {Severity: Medium, Distinct: FieldPath, DistinctN: 3}}, []string{"system:anonymous"}},
 		{"anonymous-request-allowed", High, ipCluster, Threshold{Count: 1, Window: time.Hour},
-			[]esc{{Severity: Critical, HasWhen: true}}, []string{"system:anonymous"}},
+			[]esc{{Severity: Critical, HasWhen: true}, {Severity: Critical, HasWhen: true}}, []string{"system:anonymous"}},
 		{"unauthenticated-403-burst", Medium, ipCluster, Threshold{Count: 6, Window: 30 * time.Minute},
 			nil, []string{"system:unauthenticated"}},
 		{"anonymous-enumeration", Medium, ipCluster, Threshold{Distinct: FieldPath, DistinctN: 6, Window: time.Hour},
+			nil, []string{"system:anonymous"}},
+		{"authentication-failure-burst", Medium, ipCluster, Threshold{Count: 10, Window: 10 * time.Minute},
+			[]esc{{Severity: High, Count: 100}}, []string{":401}", ":401,", ": 401"}},
+		{"anonymous-campaign", Low, cluster, Threshold{Distinct: FieldSrcIP, DistinctN: 20, Window: time.Hour},
+			[]esc{{Severity: Medium, Distinct: FieldSrcIP, DistinctN: 50}, {Severity: Medium, Distinct: FieldPath, DistinctN: 30}}, []string{"system:anonymous"}},
+		{"anonymous-path-campaign", Medium, cluster, Threshold{Distinct: FieldPath, DistinctN: 30, Window: time.Hour},
+			nil, []string{"system:anonymous"}},
+		{"unauthenticated-refusal-campaign", Medium, cluster, Threshold{Count: 100, Window: time.Hour},
+			nil, []string{"system:unauthenticated", ":401}", ":401,", ": 401"}},
+		{"anonymous-slow-scan", Medium, ipCluster, Threshold{Count: 48, Window: 24 * time.Hour},
 			nil, []string{"system:anonymous"}},
 		{"anonymous-access-granted", Critical, []Field{FieldUser, FieldClusterName}, Threshold{Count: 1, Window: time.Hour},
 			nil, []string{"rolebindings"}},
@@ -126,6 +137,21 @@ func TestDefaultRulesDocumented(t *testing.T) {
 		}
 		if strings.Contains(r.Description, "  ") {
 			t.Errorf("rule %s: description has a double space (YAML folding?)", r.ID)
+		}
+	}
+}
+
+// TestOnlyClusterScanTrustsUserAgent: a user agent is written by the client,
+// so a scanner can claim any. ESCU's cluster scan search excludes "AWS
+// Security Scanner", and eks-cluster-scan keeps that; no other default rule
+// may let a user agent keep it quiet.
+func TestOnlyClusterScanTrustsUserAgent(t *testing.T) {
+	for _, r := range mustDefault(t).Rules() {
+		if strings.Contains(r.Exclude, "user_agent") && r.ID != "eks-cluster-scan" {
+			t.Errorf("rule %s: exclude reads user_agent: %s", r.ID, r.Exclude)
+		}
+		if strings.Contains(r.Match, "user_agent") {
+			t.Errorf("rule %s: match reads user_agent: %s", r.ID, r.Match)
 		}
 	}
 }
