@@ -46,6 +46,9 @@ type Event struct {
 	StageTimestamp  time.Time
 	// RequestObject is kept raw; only rules that need it decode it.
 	RequestObject json.RawMessage
+	// ResponseObject is the object as the request left it (the resulting
+	// binding of a patch, say), logged at level RequestResponse; kept raw.
+	ResponseObject json.RawMessage
 }
 
 // User is the authenticated (or anonymous) identity of the request.

@@ -128,6 +128,12 @@ func (p *fastParser) member(kind objKind, key []byte, i, depth int) (int, bool) 
 				w.RequestObject = append(w.RequestObject[:0], p.b[i:end]...)
 			}
 			return end, ok
+		case "responseObject":
+			end, ok := jsonscan.SkipValue(p.b, i, depth)
+			if ok {
+				w.ResponseObject = append(w.ResponseObject[:0], p.b[i:end]...)
+			}
+			return end, ok
 		}
 	case objUser:
 		switch foldKey(key, userKeys) {
@@ -171,7 +177,7 @@ func (p *fastParser) member(kind objKind, key []byte, i, depth int) (int, bool) 
 var (
 	topKeys = []string{"kind", "apiVersion", "auditID", "stage", "requestURI", "verb", "user", "sourceIPs",
 		"userAgent", "objectRef", "responseStatus", "annotations", "requestReceivedTimestamp", "stageTimestamp",
-		"requestObject"}
+		"requestObject", "responseObject"}
 	userKeys           = []string{"username", "groups"}
 	objectRefKeys      = []string{"resource", "subresource", "namespace", "name", "apiGroup"}
 	responseStatusKeys = []string{"code", "reason"}

@@ -33,8 +33,8 @@ var (
 // truncatedMarker is what CloudWatch appends to a line it cut.
 const truncatedMarker = "[Truncated...]"
 
-// wireEvent names every JSON field path Parse reads. Fields it does not name,
-// such as responseObject, are scanned past without being allocated.
+// wireEvent names every JSON field path Parse reads. Fields it does not name
+// are scanned past without being allocated.
 type wireEvent struct {
 	Kind       string `json:"kind"`
 	APIVersion string `json:"apiVersion"`
@@ -68,6 +68,7 @@ type wireEvent struct {
 	RequestReceivedTimestamp string          `json:"requestReceivedTimestamp"`
 	StageTimestamp           string          `json:"stageTimestamp"`
 	RequestObject            json.RawMessage `json:"requestObject"`
+	ResponseObject           json.RawMessage `json:"responseObject"`
 }
 
 // Parse decodes one log line into an Event. maxSize bounds the line's length
@@ -83,14 +84,14 @@ type wireEvent struct {
 //
 // Lenient on purpose:
 //   - Strings keep invalid UTF-8 as U+FFFD, as encoding/json decodes them;
-//     RequestObject, kept raw, keeps the original bytes.
+//     RequestObject and ResponseObject, kept raw, keep the original bytes.
 //   - Timestamps are RFC 3339 with optional fractional seconds, or
 //     "2006-01-02 15:04:05.999999999" read as UTC. A missing or unreadable
 //     requestReceivedTimestamp falls back to stageTimestamp, and one that is
 //     also missing or unreadable leaves RequestReceived zero; an unreadable
 //     stageTimestamp leaves StageTimestamp zero. The event is still
 //     returned: a bad clock field should not hide a request.
-//   - A requestObject of null is treated as absent.
+//   - A requestObject or responseObject of null is treated as absent.
 //
 // The Event does not alias line.
 func Parse(line []byte, maxSize int) (Event, error) {
@@ -167,9 +168,13 @@ func fromWire(w *wireEvent, typeErr error) (Event, error) {
 		Decision:       w.Annotations.Decision,
 		DecisionReason: w.Annotations.Reason,
 		RequestObject:  w.RequestObject,
+		ResponseObject: w.ResponseObject,
 	}
 	if string(e.RequestObject) == "null" {
 		e.RequestObject = nil
+	}
+	if string(e.ResponseObject) == "null" {
+		e.ResponseObject = nil
 	}
 	e.StageTimestamp, _ = parseTime(w.StageTimestamp)
 	var ok bool

@@ -108,6 +108,7 @@ func TestParse(t *testing.T) {
 				Decision:        "forbid",
 				RequestReceived: utc("2023-12-07T14:44:53.358394Z"),
 				StageTimestamp:  utc("2023-12-07T14:44:53.375985Z"),
+				ResponseObject:  json.RawMessage(`{"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "jobs.batch is forbidden: User \"k8s-test-user\" cannot create resource \"jobs\" in API group \"batch\" in the namespace \"test2\"", "reason": "Forbidden", "details": {"group": "batch", "kind": "jobs"}, "code": 403}`),
 			},
 		},
 		{
@@ -129,6 +130,7 @@ func TestParse(t *testing.T) {
 				RequestReceived: utc("2025-01-02T03:04:05.123456Z"),
 				StageTimestamp:  utc("2025-01-02T03:04:05.125001Z"),
 				RequestObject:   json.RawMessage(`{"spec":{"replicas":5}}`),
+				ResponseObject:  json.RawMessage(`{"kind":"Scale","apiVersion":"autoscaling/v1","metadata":{"name":"web","namespace":"prod","managedFields":[{"manager":"kubectl","operation":"Update","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:replicas":{}}}}]},"spec":{"replicas":5},"status":{"replicas":3,"selector":"app=web"}}`),
 			},
 		},
 		{

@@ -108,6 +108,10 @@ func TestDefaultRulesSpec(t *testing.T) {
 			nil, []string{"system:anonymous"}},
 		{"anonymous-access-granted", Critical, []Field{FieldUser, FieldClusterName}, Threshold{Count: 1, Window: time.Hour},
 			nil, []string{"rolebindings"}},
+		{"rbac-binding-write-unjudged", High, []Field{FieldUser, FieldClusterName}, Threshold{Count: 1, Window: time.Hour},
+			nil, []string{"rolebindings"}},
+		{"anonymous-role-changed", Critical, []Field{FieldUser, FieldClusterName}, Threshold{Count: 1, Window: time.Hour},
+			nil, []string{"clusterroles"}},
 	}
 	var got []spec
 	for _, r := range mustDefault(t).Rules() {
@@ -131,7 +135,7 @@ func TestDefaultRulesDocumented(t *testing.T) {
 				t.Errorf("rule %s: collect lacks %s", r.ID, f)
 			}
 		}
-		if len(r.Description) < 100 || len(r.MITRE) == 0 || r.Suppress < r.Threshold.Window && r.ID != "anonymous-access-granted" {
+		if len(r.Description) < 100 || len(r.MITRE) == 0 || r.Suppress < r.Threshold.Window && r.ID != "anonymous-access-granted" && r.ID != "anonymous-role-changed" {
 			t.Errorf("rule %s: description %d chars, mitre %v, suppress %v: want a real description, MITRE ids, suppress >= window",
 				r.ID, len(r.Description), r.MITRE, r.Suppress)
 		}

@@ -44,6 +44,7 @@ const (
 	vClusterName
 	vIsHealthPath
 	vRequestObject
+	vResponseObject
 	numVars
 )
 
@@ -78,6 +79,7 @@ var varDefs = [numVars]varDef{
 	vClusterName:    {"cluster_name", cel.StringType, `The EKS cluster, from the log group /aws/eks/<cluster>/cluster.`},
 	vIsHealthPath:   {"is_health_path", cel.BoolType, `True when path is /healthz, /livez or /readyz or lies below one of them ("/healthz/etcd", not "/healthzfoo").`},
 	vRequestObject:  {"request_object", cel.DynType, `The decoded requestObject JSON (maps, lists, strings, doubles, bools), or null when absent. Only logged at audit level Request and above. Client-controlled.`},
+	vResponseObject: {"response_object", cel.DynType, `The decoded responseObject JSON, or null when absent: the object as the request left it (the binding a patch produced, say), or a Status. Only logged at audit level RequestResponse; dropped from events kube-apiserver truncated.`},
 }
 
 // varIndex maps a CEL name to its index, or -1. A switch beats a map lookup
@@ -128,6 +130,8 @@ func varIndex(name string) int {
 		return vIsHealthPath
 	case "request_object":
 		return vRequestObject
+	case "response_object":
+		return vResponseObject
 	}
 	return -1
 }
@@ -254,7 +258,9 @@ func (a *activation) value(i int) ref.Val {
 	case vIsHealthPath:
 		return types.Bool(ev.IsHealthPath())
 	case vRequestObject:
-		return a.requestObject()
+		return a.decode("request_object", a.ev.RequestObject)
+	case vResponseObject:
+		return a.decode("response_object", a.ev.ResponseObject)
 	}
 	return types.NewErr("no variable %d", i)
 }
@@ -307,17 +313,17 @@ func interned(s string) ref.Val {
 	return str(s)
 }
 
-func (a *activation) requestObject() ref.Val {
-	raw := a.ev.RequestObject
+// decode decodes a raw JSON object variable, or null when absent.
+func (a *activation) decode(name string, raw []byte) ref.Val {
 	if len(raw) == 0 {
 		return types.NullValue
 	}
 	a.decodes++
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
-		// A *types.Err makes every program that reads request_object
+		// A *types.Err makes every program that reads the variable
 		// fail for this event, which Match counts.
-		return types.NewErr("request_object: %v", err)
+		return types.NewErr("%s: %v", name, err)
 	}
 	return a.adapter.NativeToValue(v)
 }
@@ -326,9 +332,10 @@ func (a *activation) requestObject() ref.Val {
 type program struct {
 	prg cel.Program
 	// usesRequestObject is read from the checked AST's references, so a
-	// Set can tell its caller whether request bodies are needed at all.
-	// (Evaluation decodes the body lazily either way: only a program that
-	// reaches request_object makes the activation decode it.)
+	// Set can tell its caller whether request or response bodies are
+	// needed at all. (Evaluation decodes a body lazily either way: only a
+	// program that reaches request_object or response_object makes the
+	// activation decode it.)
 	usesRequestObject bool
 }
 
@@ -347,7 +354,7 @@ func compile(env *cel.Env, src string) (*program, error) {
 	}
 	p := &program{}
 	for _, r := range ast.NativeRep().ReferenceMap() {
-		if r.Name == varDefs[vRequestObject].name && len(r.OverloadIDs) == 0 {
+		if (r.Name == varDefs[vRequestObject].name || r.Name == varDefs[vResponseObject].name) && len(r.OverloadIDs) == 0 {
 			p.usesRequestObject = true
 		}
 	}

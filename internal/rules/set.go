@@ -80,7 +80,8 @@ func (s *Set) Prefilter(line []byte) bool {
 	return s.search != nil && s.search.contains(line)
 }
 
-// NeedsRequestObject reports whether any rule reads request_object, so a
+// NeedsRequestObject reports whether any rule reads request_object or
+// response_object, so a
 // caller that keeps events in memory may drop their RequestObject when no
 // rule will look at it.
 func (s *Set) NeedsRequestObject() bool { return s.needsRequestObject }
