@@ -52,7 +52,7 @@ func TestReplayEvents(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
 	golden(t, "replay-events.golden", out)
-	for _, want := range []string{"8 files", "(1 control)", "truncated 1", "malformed 1", "not_audit 1"} {
+	for _, want := range []string{"8 files", "(1 control)", "(2 damaged: cut, too large or not JSON, salvaged)", "not_audit 1"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("summary lacks %q:\n%s", want, stderr)
 		}
@@ -265,7 +265,9 @@ func TestMaxPayload(t *testing.T) {
 		findings bool
 		msg      string
 	}{
-		{"1", exitUsage, false, "payload exceeds limit"},
+		// Lines past the bound are cut and reported, not the delivery
+		// refused: the function's own behaviour.
+		{"1", exitOK, true, "damaged: cut, too large or not JSON, salvaged"},
 		{"2", exitOK, true, ""},
 		{"0", exitUsage, false, "--max-payload must be"},
 	}
@@ -277,6 +279,9 @@ func TestMaxPayload(t *testing.T) {
 			}
 			if !strings.Contains(stderr, tt.msg) {
 				t.Errorf("stderr lacks %q:\n%s", tt.msg, stderr)
+			}
+			if damaged := strings.Contains(stderr, "damaged"); damaged != (tt.max == "1") {
+				t.Errorf("--max-payload %s: damaged lines reported %v:\n%s", tt.max, damaged, stderr)
 			}
 		})
 	}

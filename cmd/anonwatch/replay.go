@@ -34,7 +34,7 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	cluster := fs.String("cluster", "local", "cluster name for input that carries no log group")
 	report := fs.Bool("report", false, "print the aggregate table over the whole input, ignoring thresholds, windows and suppression")
 	table := fs.String("table", "", "use this DynamoDB table for state instead of memory (honours AWS_ENDPOINT_URL_DYNAMODB)")
-	maxPayload := fs.Int64("max-payload", cwlogs.DefaultLimits.MaxDecompressed>>20, "largest decompressed subscription payload to read, in MiB: the function's bound; raise it to replay a delivery the function refused")
+	maxPayload := fs.Int64("max-payload", cwlogs.DefaultLimits.MaxDecompressed>>20, "MiB of log lines one delivery may keep (the function's bound): lines past it are cut to their first 8 KiB and reported as damaged; raise it to replay such a delivery whole")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--report] [--table NAME] [--max-payload MIB] FILE...")
 		fs.PrintDefaults()
@@ -67,6 +67,7 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	lim := cwlogs.DefaultLimits
 	lim.MaxDecompressed = *maxPayload << 20
+	lim.MaxInflated = max(lim.MaxInflated, lim.MaxDecompressed)
 	rd := &reader{cluster: *cluster, lim: lim, maxLine: audit.DefaultMaxSize}
 
 	var (
@@ -187,7 +188,7 @@ func loadRules(path string) (*rules.Set, error) {
 type totals struct {
 	files, batches, control                     int
 	events, filtered, parsed, matched, due, pub int
-	suppressed, aggregates                      int
+	suppressed, aggregates, damaged             int
 	evalErrors                                  int64
 	skipped                                     map[string]int
 }
@@ -200,6 +201,7 @@ func (t *totals) add(r *detect.Result) {
 	t.events += r.Events
 	t.filtered += r.Filtered
 	t.parsed += r.Parsed
+	t.damaged += r.Damaged
 	t.matched += r.Matched
 	t.aggregates += r.Aggregates
 	t.due += r.Due
@@ -216,8 +218,11 @@ func (t *totals) add(r *detect.Result) {
 
 func (t *totals) summary(report bool, took time.Duration, calls func() int64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "anonwatch replay: %d files, %d batches (%d control), %d events: %d filtered, %d parsed, %d skipped",
-		t.files, t.batches, t.control, t.events, t.filtered, t.parsed, sum(t.skipped))
+	fmt.Fprintf(&b, "anonwatch replay: %d files, %d batches (%d control), %d events: %d filtered, %d parsed", t.files, t.batches, t.control, t.events, t.filtered, t.parsed)
+	if t.damaged > 0 {
+		fmt.Fprintf(&b, " (%d damaged: cut, too large or not JSON, salvaged)", t.damaged)
+	}
+	fmt.Fprintf(&b, ", %d skipped", sum(t.skipped))
 	if len(t.skipped) > 0 {
 		keys := make([]string, 0, len(t.skipped))
 		for k := range t.skipped {

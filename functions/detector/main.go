@@ -71,7 +71,7 @@ func setup(ctx context.Context, log *slog.Logger) (*handler.Handler, error) {
 		Log:           log,
 		Metrics:       os.Stdout,
 		Limits:        cwlogs.DefaultLimits,
-		Keep:          set.Prefilter,
+		Keep:          det.Keep,
 		Now:           time.Now,
 		DynamoDBCalls: state.Calls,
 		SNSCalls:      pub.Calls,

@@ -46,6 +46,12 @@ type Event struct {
 	StageTimestamp  time.Time
 	// RequestObject is kept raw; only rules that need it decode it.
 	RequestObject json.RawMessage
+	// Damage says why the line of an event Salvage recovered could not be
+	// parsed whole, in the detector's words ("truncated", "too_large",
+	// "malformed", "over_bound"); empty for a whole line. The caller sets
+	// it, and LineSize, the length of the line in bytes as logged.
+	Damage   string
+	LineSize int
 	// ResponseObject is the object as the request left it (the resulting
 	// binding of a patch, say), logged at level RequestResponse; kept raw.
 	ResponseObject json.RawMessage

@@ -29,4 +29,15 @@ type LogEvent struct {
 	// line; Message is then nil. The event stays in the batch because its
 	// id is part of the batch's identity.
 	Dropped bool
+	// Cut reports that the line did not fit in what is left of
+	// Limits.MaxDecompressed: Message holds only its first bytes, at most
+	// CutPrefix of them and ending at a rune boundary, and Size says how
+	// long the line is. The detector reports a cut line rather than
+	// matching it, so that a delivery padded to refuse still raises one.
+	Cut bool
+	// Size is the length in bytes of the line, whole: len(Message) for a
+	// line kept whole, more for a cut one. For a dropped line, which the
+	// decoder does not unescape, it is the length of the line as it stands
+	// in the payload, escaped; for an event without a message, 0.
+	Size int
 }

@@ -99,3 +99,25 @@ func BenchmarkAWSLambdaGoParse(b *testing.B) {
 	}
 	reportEvents(b, benchEvents)
 }
+
+// BenchmarkDecodeDataKeep is DecodeDataKeep with a pre-filter that keeps
+// the anonymous lines, as the function's does: most lines are dropped
+// unescaped.
+func BenchmarkDecodeDataKeep(b *testing.B) {
+	data, size := benchEnvelope(b)
+	anonymous := []byte("system:anonymous")
+	keep := func(escaped []byte) bool { return bytes.Contains(escaped, anonymous) }
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		batch, err := cwlogs.DecodeDataKeep(data, cwlogs.DefaultLimits, keep)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(batch.Events) != benchEvents {
+			b.Fatalf("got %d events, want %d", len(batch.Events), benchEvents)
+		}
+	}
+	reportEvents(b, benchEvents)
+}

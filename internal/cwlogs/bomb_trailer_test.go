@@ -6,17 +6,20 @@ import (
 	"encoding/base64"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
 )
 
-// TestGzipBombShortTrailer feeds DecodeData a bomb whose size hint lies: a
-// stream of gzip members (which gunzip, like Go, reads as one) ending in a
+// TestGzipBombShortTrailer feeds DecodeData a payload whose size hint lies:
+// a stream of gzip members (which gunzip, like Go, reads as one) ending in a
 // small member, whose trailer is the one the decoder reads its size hint
-// from. Refusing it must still allocate no more than the limit and 16 MiB
-// besides, as TestGzipBomb requires of a bomb with an honest trailer; a
-// buffer doubled and copied up to the limit allocated about twice that.
+// from, holding one line of 80 MiB. The line is cut, and decoding it must
+// allocate no more than MaxDecompressed and 16 MiB besides, as TestGzipBomb
+// requires of a bomb with an honest trailer; past MaxInflated, it fails.
+// (When the payload was read whole, a buffer doubled and copied up to the
+// limit allocated about twice that.)
 func TestGzipBombShortTrailer(t *testing.T) {
 	member := func(p []byte) []byte {
 		var b bytes.Buffer
@@ -31,7 +34,7 @@ func TestGzipBombShortTrailer(t *testing.T) {
 	var gz bytes.Buffer
 	gz.Write(member([]byte(`{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"`)))
 	fill := member(bytes.Repeat([]byte("A"), 8<<20))
-	for range 10 { // 80 MiB, past DefaultLimits' 64
+	for range 10 { // 80 MiB, past DefaultLimits' 32
 		gz.Write(fill)
 	}
 	gz.Write(member([]byte(`"}]}`)))
@@ -40,14 +43,23 @@ func TestGzipBombShortTrailer(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := cwlogs.DecodeData(data, cwlogs.DefaultLimits)
+	b, err := cwlogs.DecodeData(data, cwlogs.DefaultLimits)
 	runtime.ReadMemStats(&after)
-	if !errors.Is(err, cwlogs.ErrTooLarge) {
-		t.Fatalf("DecodeData() error = %v, want ErrTooLarge", err)
+	if err != nil {
+		t.Fatalf("DecodeData() error = %v", err)
+	}
+	if e := b.Events[0]; len(b.Events) != 1 || !e.Cut || e.Size != 80<<20 || string(e.Message) != strings.Repeat("A", cwlogs.CutPrefix) {
+		t.Errorf("DecodeData() = %d events, the first cut %v, size %d, %d bytes kept; want one of 80 MiB, cut to %d", len(b.Events), e.Cut, e.Size, len(e.Message), cwlogs.CutPrefix)
 	}
 	limit := uint64(cwlogs.DefaultLimits.MaxDecompressed)
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > limit+16<<20 {
 		t.Errorf("DecodeData() allocated %d MiB with a limit of %d MiB", alloc>>20, limit>>20)
+	}
+
+	lim := cwlogs.DefaultLimits
+	lim.MaxInflated = 64 << 20
+	if _, err := cwlogs.DecodeData(data, lim); !errors.Is(err, cwlogs.ErrTooLarge) {
+		t.Errorf("DecodeData() of 80 MiB with MaxInflated 64 MiB: error = %v, want ErrTooLarge", err)
 	}
 }
 

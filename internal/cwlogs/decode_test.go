@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,16 @@ func generated() map[string]cwlogs.Batch {
 	}
 }
 
+// sized returns b with each event's Size set, as a decoder sets it for a
+// line it keeps whole.
+func sized(b cwlogs.Batch) cwlogs.Batch {
+	b.Events = append([]cwlogs.LogEvent(nil), b.Events...)
+	for i := range b.Events {
+		b.Events[i].Size = len(b.Events[i].Message)
+	}
+	return b
+}
+
 func TestGeneratedFixtures(t *testing.T) {
 	for name, b := range generated() {
 		t.Run(name, func(t *testing.T) {
@@ -75,7 +86,7 @@ func TestGeneratedFixtures(t *testing.T) {
 
 func TestDecodeEvent(t *testing.T) {
 	gen := generated()
-	eks := gen["eks_audit.json"]
+	eks := sized(gen["eks_audit.json"])
 	eks.Cluster = "prod-eu"
 	empty := gen["empty_events.json"]
 	empty.Cluster = "prod-eu"
@@ -95,8 +106,8 @@ func TestDecodeEvent(t *testing.T) {
 				LogStream:   "testLogStream",
 				Cluster:     "testLogGroup",
 				Events: []cwlogs.LogEvent{
-					{ID: "eventId1", Timestamp: 1440442987000, Message: []byte("[ERROR] First test message")},
-					{ID: "eventId2", Timestamp: 1440442987001, Message: []byte("[ERROR] Second test message")},
+					{ID: "eventId1", Timestamp: 1440442987000, Message: []byte("[ERROR] First test message"), Size: 26},
+					{ID: "eventId2", Timestamp: 1440442987001, Message: []byte("[ERROR] Second test message"), Size: 27},
 				},
 			},
 		},
@@ -155,7 +166,7 @@ func TestEncodeRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(b, got); diff != "" {
+			if diff := cmp.Diff(sized(b), got); diff != "" {
 				t.Errorf("DecodeEvent(Encode()) mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -208,8 +219,12 @@ func TestDecodeDataErrors(t *testing.T) {
 		{name: "timestamp not an integer", data: gz(t, `{"messageType":"DATA_MESSAGE","logEvents":[{"timestamp":1.5}]}`), want: cwlogs.ErrPayload},
 		{name: "trailing data", data: gz(t, valid+`{}`), want: cwlogs.ErrPayload},
 		{name: "compressed above limit", data: gz(t, valid), lim: cwlogs.Limits{MaxCompressed: 16}, want: cwlogs.ErrTooLarge},
-		{name: "decompressed above limit", data: gz(t, valid), lim: cwlogs.Limits{MaxDecompressed: int64(len(valid) - 1)}, want: cwlogs.ErrTooLarge},
-		{name: "trailing white space above limit", data: gz(t, valid+"   "), lim: cwlogs.Limits{MaxDecompressed: int64(len(valid) + 2)}, want: cwlogs.ErrTooLarge},
+		{name: "inflated above limit", data: gz(t, valid), lim: cwlogs.Limits{MaxInflated: int64(len(valid) - 1)}, want: cwlogs.ErrTooLarge},
+		{name: "trailing white space above limit", data: gz(t, valid+"   "), lim: cwlogs.Limits{MaxInflated: int64(len(valid) + 2)}, want: cwlogs.ErrTooLarge},
+		// MaxDecompressed bounds what the batch holds: one event costs 64
+		// bytes and its id, whatever its message.
+		{name: "event above the batch limit", data: gz(t, valid), lim: cwlogs.Limits{MaxDecompressed: 64}, want: cwlogs.ErrTooLarge},
+		{name: "payload to decode whole above the batch limit", data: gz(t, strings.Replace(valid, `"owner":"1"`, `"owner":null`, 1)), lim: cwlogs.Limits{MaxDecompressed: int64(len(valid) - 1)}, want: cwlogs.ErrTooLarge},
 		{name: "base64 longer than the compressed limit", data: strings.Repeat("A", 4000), lim: cwlogs.Limits{MaxCompressed: 1000}, want: cwlogs.ErrTooLarge},
 	}
 	for _, tt := range tests {
@@ -227,8 +242,19 @@ func TestDecodeDataErrors(t *testing.T) {
 
 func TestDecodeDataLimitIsInclusive(t *testing.T) {
 	valid := `{"messageType":"DATA_MESSAGE","logEvents":[]}`
-	if _, err := cwlogs.DecodeData(gz(t, valid), cwlogs.Limits{MaxDecompressed: int64(len(valid))}); err != nil {
-		t.Errorf("DecodeData() of exactly MaxDecompressed bytes: error = %v, want nil", err)
+	if _, err := cwlogs.DecodeData(gz(t, valid), cwlogs.Limits{MaxInflated: int64(len(valid))}); err != nil {
+		t.Errorf("DecodeData() of exactly MaxInflated bytes: error = %v, want nil", err)
+	}
+	// One event of id "1" and message "m" costs 64+1+1 bytes; messages
+	// may take seven eighths of the budget: 66 of 75.
+	one := `{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"m"}]}`
+	b, err := cwlogs.DecodeData(gz(t, one), cwlogs.Limits{MaxDecompressed: 75})
+	if err != nil || len(b.Events) != 1 || b.Events[0].Cut {
+		t.Errorf("DecodeData() of a batch that holds exactly its budget: %+v, error %v; want the line whole", b.Events, err)
+	}
+	b, err = cwlogs.DecodeData(gz(t, one), cwlogs.Limits{MaxDecompressed: 74})
+	if err != nil || len(b.Events) != 1 || !b.Events[0].Cut || b.Events[0].Size != 1 {
+		t.Errorf("DecodeData() of a batch a byte over its budget: %+v, error %v; want the line cut", b.Events, err)
 	}
 }
 
@@ -263,12 +289,39 @@ func TestDecodePayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(b, got); diff != "" {
+	if diff := cmp.Diff(sized(b), got); diff != "" {
 		t.Errorf("DecodePayload() mismatch (-want +got):\n%s", diff)
 	}
+	// A reader that cannot seek, read in small pieces, decodes the same.
+	got, err = cwlogs.DecodePayload(iotest.HalfReader(struct{ io.Reader }{bytes.NewReader(payload)}), cwlogs.DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sized(b), got); diff != "" {
+		t.Errorf("DecodePayload() of a reader that cannot seek: mismatch (-want +got):\n%s", diff)
+	}
 
-	if _, err := cwlogs.DecodePayload(bytes.NewReader(payload), cwlogs.Limits{MaxDecompressed: 100}); !errors.Is(err, cwlogs.ErrTooLarge) {
-		t.Errorf("DecodePayload() over the limit: error = %v, want ErrTooLarge", err)
+	for _, lim := range []cwlogs.Limits{{MaxInflated: 100}, {MaxDecompressed: 100}} {
+		if _, err := cwlogs.DecodePayload(bytes.NewReader(payload), lim); !errors.Is(err, cwlogs.ErrTooLarge) {
+			t.Errorf("DecodePayload() over %+v: error = %v, want ErrTooLarge", lim, err)
+		}
+	}
+	// A payload left to encoding/json, from a reader that cannot seek:
+	// from a copy kept as it was read.
+	odd := bytes.Replace(payload, []byte(`"owner":"111122223333"`), []byte(`"owner":null`), 1)
+	want := sized(b)
+	want.Owner = ""
+	for _, r := range []io.Reader{bytes.NewReader(odd), iotest.HalfReader(struct{ io.Reader }{bytes.NewReader(odd)})} {
+		got, err := cwlogs.DecodePayload(r, cwlogs.DefaultLimits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("DecodePayload() of a payload decoded whole (%T): mismatch (-want +got):\n%s", r, diff)
+		}
+	}
+	if _, err := cwlogs.DecodePayload(iotest.HalfReader(struct{ io.Reader }{bytes.NewReader(odd)}), cwlogs.Limits{MaxDecompressed: int64(len(odd) - 1)}); !errors.Is(err, cwlogs.ErrTooLarge) {
+		t.Errorf("DecodePayload() of a payload to decode whole, longer than MaxDecompressed: error = %v, want ErrTooLarge", err)
 	}
 
 	readErr := errors.New("disk on fire")
@@ -315,7 +368,7 @@ func TestDecodeDataWhiteSpace(t *testing.T) {
 		"  \"logEvents\" : [ \n\n" +
 		`    { "id" : "1" , "timestamp" : 5 , "message" : "  two  spaces \"  quoted  \" \\\\   back\\\\\"   slash  " } ,` + "\n" +
 		"    {\"id\":\"2\",\"timestamp\":6,\"message\":\"\\t\\n   \"}\n  ]\n}\n\n   "
-	want := cwlogs.Batch{
+	want := sized(cwlogs.Batch{
 		MessageType: cwlogs.DataMessage,
 		LogGroup:    "/aws/eks/ws/cluster",
 		Cluster:     "ws",
@@ -323,7 +376,7 @@ func TestDecodeDataWhiteSpace(t *testing.T) {
 			{ID: "1", Timestamp: 5, Message: []byte(`  two  spaces "  quoted  " \\   back\\"   slash  `)},
 			{ID: "2", Timestamp: 6, Message: []byte("\t\n   ")},
 		},
-	}
+	})
 	got, err := cwlogs.DecodeData(gz(t, payload), cwlogs.DefaultLimits)
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,9 @@ import (
 // FuzzDecodeData feeds DecodeData both raw awslogs.data strings (mutating
 // the base64 and gzip layers) and payloads that the test compresses itself
 // (mutating the JSON). DecodeData must not panic, must wrap exactly one
-// sentinel in an error, and must never succeed on a payload that inflates
-// past the limit.
+// sentinel in an error, must never succeed on a payload that inflates past
+// MaxInflated, and must never return a batch holding more than
+// MaxDecompressed.
 func FuzzDecodeData(f *testing.F) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {
@@ -43,7 +44,7 @@ func FuzzDecodeData(f *testing.F) {
 	f.Add([]byte(`{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"\ud83d\ude00\u0000\\\"\ud800"}]}`), true)
 
 	const limit = 4 << 10
-	lim := cwlogs.Limits{MaxCompressed: limit, MaxDecompressed: limit}
+	lim := cwlogs.Limits{MaxCompressed: limit, MaxDecompressed: limit / 2, MaxInflated: limit}
 	f.Fuzz(func(t *testing.T, in []byte, compress bool) {
 		data := string(in)
 		if compress {
@@ -87,6 +88,13 @@ func FuzzDecodeData(f *testing.F) {
 		}
 		if b.MessageType == cwlogs.ControlMessage && len(b.Events) != 0 {
 			t.Fatalf("DecodeData() returned %d events for a CONTROL_MESSAGE", len(b.Events))
+		}
+		var held int64
+		for _, e := range b.Events {
+			held += 64 + int64(len(e.ID)+len(e.Message))
+		}
+		if held > lim.MaxDecompressed {
+			t.Fatalf("DecodeData() returned a batch holding %d bytes, limit %d", held, lim.MaxDecompressed)
 		}
 	})
 }

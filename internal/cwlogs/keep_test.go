@@ -11,13 +11,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// TestCloudWatchEvent checks which events take the CloudWatch-shaped fast
-// path, and that every one, taken or not, decodes as encoding/json decodes
-// it.
-func TestCloudWatchEvent(t *testing.T) {
+// TestCloudWatchHead checks which events take the CloudWatch-shaped path,
+// and that every one, taken or not, decodes as encoding/json decodes it.
+func TestCloudWatchHead(t *testing.T) {
 	tests := []struct {
 		event string
-		fast  bool // cloudWatchEvent takes it
+		fast  bool // cloudWatchHead takes it
 	}{
 		{`{"id":"123","timestamp":5,"message":"a\"b\\c"}`, true},
 		{`{"id":"","timestamp":-7,"message":""}`, true},
@@ -27,32 +26,28 @@ func TestCloudWatchEvent(t *testing.T) {
 		{`{ "id":"1","timestamp":5,"message":"x"}`, false},
 		{`{"id":"1", "timestamp":5,"message":"x"}`, false},
 		{`{"timestamp":5,"id":"1","message":"x"}`, false},
-		{`{"id":"1","timestamp":5,"message":"x" }`, false},
-		{`{"id":"1","timestamp":5,"message":"x","extractedFields":{"a":"b"}}`, false},
-		{`{"id":"1","timestamp":5,"message":"x","message":"y"}`, false},
+		// The head is CloudWatch's; what follows the message is parsed
+		// as any object's members.
+		{`{"id":"1","timestamp":5,"message":"x" }`, true},
+		{`{"id":"1","timestamp":5,"message":"x","extractedFields":{"a":"b"}}`, true},
+		{`{"id":"1","timestamp":5,"message":"x","message":"y"}`, true},
 		{`{"id":"1","timestamp":5,"Message":"x"}`, false},
 		{`{"id":"1","timestamp":1.5,"message":"x"}`, false},
 		{`{"id":"1","timestamp":1e3,"message":"x"}`, false},
 		{`{"id":"1","timestamp":9223372036854775808,"message":"x"}`, false},
 		{`{"id":"1","timestamp":05,"message":"x"}`, false},
-		{`{"id":"1","timestamp":5,"message":"\x"}`, false},
+		{`{"id":"1","timestamp":5,"message":"\x"}`, true},
 		{`{"id":"1","timestamp":5,"message":null}`, false},
-		{`{"id":"1","timestamp":5,"message":"x`, false},
+		{`{"id":"1","timestamp":5,"message":"x`, true},
 	}
 	for _, tt := range tests {
 		payload := `{"messageType":"DATA_MESSAGE","logEvents":[` + tt.event + `]}`
 		start := len(`{"messageType":"DATA_MESSAGE","logEvents":[`)
-		if _, _, fast := cloudWatchEvent([]byte(payload), start); fast != tt.fast {
-			t.Errorf("cloudWatchEvent(%s) took it = %v, want %v", tt.event, fast, tt.fast)
+		if _, _, _, fast := cloudWatchHead([]byte(payload), start); fast != tt.fast {
+			t.Errorf("cloudWatchHead(%s) took it = %v, want %v", tt.event, fast, tt.fast)
 		}
-		got, err := decodePayloadWith([]byte(payload), true, nil)
-		want, wantErr := decodePayloadWith([]byte(payload), false, nil)
-		if (err == nil) != (wantErr == nil) {
-			t.Errorf("%s: fast path error = %v, encoding/json error = %v", tt.event, err, wantErr)
-			continue
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s: fast path differs from encoding/json (-want +got):\n%s", tt.event, diff)
+		for _, sz := range testSizes {
+			checkAgainstRef(t, []byte(payload), Limits{}, sz)
 		}
 	}
 }
@@ -60,7 +55,7 @@ func TestCloudWatchEvent(t *testing.T) {
 // TestDecodeKeep checks the keep contract: keep sees each message escaped,
 // a line it rejects comes back Dropped without a Message, and a payload
 // that needs the encoding/json fallback keeps every line, whatever keep
-// said while the fast path was trying it.
+// said while the streaming decoder was trying it.
 func TestDecodeKeep(t *testing.T) {
 	events := `{"id":"1","timestamp":1,"message":"keep \"me\""},` +
 		`{"id":"2","timestamp":2,"message":"drop \"me\""},` +
@@ -73,15 +68,15 @@ func TestDecodeKeep(t *testing.T) {
 		seen    []string // what keep is called with, in order
 		want    []LogEvent
 	}{{
-		name:    "fast path",
+		name:    "streaming",
 		payload: `{"messageType":"DATA_MESSAGE","logEvents":[` + events + `]}`,
 		seen:    []string{`keep \"me\"`, `drop \"me\"`, ``, `keep\u0021`},
 		want: []LogEvent{
-			{ID: "1", Timestamp: 1, Message: []byte(`keep "me"`)},
-			{ID: "2", Timestamp: 2, Dropped: true},
+			{ID: "1", Timestamp: 1, Message: []byte(`keep "me"`), Size: 9},
+			{ID: "2", Timestamp: 2, Dropped: true, Size: len(`drop \"me\"`)},
 			{ID: "3", Timestamp: 3},
 			{ID: "4", Timestamp: 4, Dropped: true},
-			{ID: "5", Timestamp: 5, Message: []byte(`keep!`)},
+			{ID: "5", Timestamp: 5, Message: []byte(`keep!`), Size: 5},
 		},
 	}, {
 		// A key in another case is left to encoding/json, once the
@@ -90,11 +85,11 @@ func TestDecodeKeep(t *testing.T) {
 		payload: `{"messageType":"DATA_MESSAGE","logEvents":[` + events + `,{"ID":"6"}]}`,
 		seen:    []string{`keep \"me\"`, `drop \"me\"`, ``, `keep\u0021`},
 		want: []LogEvent{
-			{ID: "1", Timestamp: 1, Message: []byte(`keep "me"`)},
-			{ID: "2", Timestamp: 2, Message: []byte(`drop "me"`)},
+			{ID: "1", Timestamp: 1, Message: []byte(`keep "me"`), Size: 9},
+			{ID: "2", Timestamp: 2, Message: []byte(`drop "me"`), Size: 9},
 			{ID: "3", Timestamp: 3},
 			{ID: "4", Timestamp: 4, Message: []byte{}},
-			{ID: "5", Timestamp: 5, Message: []byte(`keep!`)},
+			{ID: "5", Timestamp: 5, Message: []byte(`keep!`), Size: 5},
 			{ID: "6"},
 		},
 	}}
@@ -105,7 +100,7 @@ func TestDecodeKeep(t *testing.T) {
 				seen = append(seen, string(escaped))
 				return bytes.HasPrefix(escaped, []byte("keep"))
 			}
-			b, err := decodePayload([]byte(tt.payload), keep)
+			b, _, err := decodeBytes([]byte(tt.payload), Limits{}, keep, defaultSizes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,8 +131,10 @@ func keepEnvelope(t *testing.T, tag string, n int) (string, []LogEvent) {
 		// Escapes, so that the kept messages are unescaped in place.
 		e.Message = []byte(fmt.Sprintf(`%s %s "%d" %s`, verb, tag, i, strings.Repeat("x", 100)))
 		b.Events = append(b.Events, e)
+		e.Size = len(e.Message)
 		if verb == "drop" {
 			e.Message, e.Dropped = nil, true
+			e.Size += 2 // the quotes, escaped
 		}
 		want = append(want, e)
 	}
@@ -154,53 +151,9 @@ func keepEnvelope(t *testing.T, tag string, n int) (string, []LogEvent) {
 
 func keepPrefix(escaped []byte) bool { return bytes.HasPrefix(escaped, []byte("keep")) }
 
-// TestDetachKept checks that the kept messages no longer share the payload
-// buffer once detachKept says so: the buffer is overwritten, as the next
-// payload would overwrite it.
-func TestDetachKept(t *testing.T) {
-	payload := []byte(`{"messageType":"DATA_MESSAGE","logEvents":[` +
-		`{"id":"1","timestamp":1,"message":"keep \"one\""},` +
-		`{"id":"2","timestamp":2,"message":"drop ` + strings.Repeat("x", 200) + `"},` +
-		`{"id":"3","timestamp":3},` +
-		`{"id":"4","timestamp":4,"message":"keep"}]}`)
-	b, err := decodePayload(payload, keepPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !detachKept(&b, len(payload)) {
-		t.Fatal("detachKept() = false for 12 bytes kept of 300")
-	}
-	for i := range payload {
-		payload[i] = '#'
-	}
-	want := []LogEvent{
-		{ID: "1", Timestamp: 1, Message: []byte(`keep "one"`)},
-		{ID: "2", Timestamp: 2, Dropped: true},
-		{ID: "3", Timestamp: 3},
-		{ID: "4", Timestamp: 4, Message: []byte("keep")},
-	}
-	if diff := cmp.Diff(want, b.Events); diff != "" {
-		t.Errorf("events after the buffer is overwritten (-want +got):\n%s", diff)
-	}
-	for i, e := range b.Events {
-		if len(e.Message) != cap(e.Message) {
-			t.Errorf("event %d: message has len %d, cap %d; appending would overwrite the next", i, len(e.Message), cap(e.Message))
-		}
-	}
-
-	// Most of a payload kept stays where it is.
-	kept, err := decodePayload([]byte(`{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"keep `+strings.Repeat("x", 100)+`"}]}`), keepPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if detachKept(&kept, 160) {
-		t.Error("detachKept() = true for 105 bytes kept of 160")
-	}
-}
-
 // TestDecodeDataKeepReuse decodes batches one after another, as warm
-// invocations do, and checks that reusing a payload buffer never changes a
-// batch already returned.
+// invocations do, and checks that reusing a window never changes a batch
+// already returned.
 func TestDecodeDataKeepReuse(t *testing.T) {
 	var batches [][]LogEvent
 	var wants [][]LogEvent

@@ -2,7 +2,6 @@ package cwlogs
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -28,36 +27,35 @@ var payloadSeeds = []string{
 	`[]`, `null`, `"x"`, `{`, `{"messageType":"DATA_MESSAGE"} x`,
 }
 
-// FuzzDecodePayload checks the fast path against encoding/json on any
-// payload: the same Batch, or both an error.
+// FuzzDecodePayload checks the streaming decoder against encoding/json on
+// any payload (see checkAgainstRef): through windows of several sizes, with
+// the default budget and with one small enough to cut lines or refuse the
+// events, and with a keep function.
 func FuzzDecodePayload(f *testing.F) {
 	for _, s := range payloadSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		got, err := decodePayloadWith(bytes.Clone(payload), true, nil)
-		want, wantErr := decodePayloadWith(bytes.Clone(payload), false, nil)
-		if (err == nil) != (wantErr == nil) {
-			t.Fatalf("fast path error = %v, encoding/json error = %v", err, wantErr)
-		}
-		if err != nil && !errors.Is(err, ErrPayload) {
-			t.Fatalf("error %v does not wrap ErrPayload", err)
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Fatalf("fast path differs from encoding/json (-want +got):\n%s", diff)
-		}
-		for i, e := range got.Events {
-			if len(e.Message) != cap(e.Message) {
-				t.Fatalf("event %d: message has len %d, cap %d; appending would overwrite the next", i, len(e.Message), cap(e.Message))
+		for k, sz := range testSizes {
+			lim := Limits{}
+			if k%2 == 1 {
+				lim.MaxDecompressed = int64(len(payload))/4 + 80
+			}
+			b, _ := checkAgainstRef(t, payload, lim, sz)
+			for i, e := range b.Events {
+				if !e.Cut && e.Size != len(e.Message) || e.Cut && (e.Size <= len(e.Message) || len(e.Message) > CutPrefix) {
+					t.Fatalf("event %d: %d bytes, size %d, cut %v", i, len(e.Message), e.Size, e.Cut)
+				}
 			}
 		}
 		checkKeep(t, payload)
 	})
 }
 
-// checkKeep checks the fast path with a keep function against the fast
-// path without: the same outcome, and each event with a message is kept
-// whole or dropped as keep said when it saw the message, escaped.
+// checkKeep checks the streaming decoder with a keep function against
+// itself without: the same outcome, and each event with a message kept
+// whole or dropped as keep said when it saw the message, escaped. A
+// payload that needs the fallback keeps every line.
 func checkKeep(t *testing.T, payload []byte) {
 	t.Helper()
 	var seen [][]byte
@@ -65,12 +63,18 @@ func checkKeep(t *testing.T, payload []byte) {
 		seen = append(seen, bytes.Clone(escaped))
 		return len(seen)%2 == 0
 	}
-	got, ok := parsePayload(bytes.Clone(payload), keep)
-	all, allOK := parsePayload(bytes.Clone(payload), nil)
-	if ok != allOK {
-		t.Fatalf("fast path with keep ok = %v, without %v", ok, allOK)
+	got, whole, err := decodeBytes(payload, Limits{}, keep, defaultSizes)
+	all, allWhole, allErr := decodeBytes(payload, Limits{}, nil, defaultSizes)
+	if (err == nil) != (allErr == nil) || whole != allWhole {
+		t.Fatalf("with keep: whole %v, error %v; without: whole %v, error %v", whole, err, allWhole, allErr)
 	}
-	if !ok {
+	if err != nil {
+		return
+	}
+	if whole || all.MessageType == ControlMessage {
+		if diff := cmp.Diff(all, got); diff != "" {
+			t.Fatalf("decoded whole, with keep (-want +got):\n%s", diff)
+		}
 		return
 	}
 	var k int // index into seen
@@ -91,7 +95,7 @@ func checkKeep(t *testing.T, payload []byte) {
 		k++
 		want := e
 		if k%2 != 0 {
-			want.Message, want.Dropped = nil, true
+			want.Message, want.Dropped, want.Size = nil, true, len(seen[k-1])
 		}
 		if diff := cmp.Diff(want, g); diff != "" {
 			t.Fatalf("event %d with keep (-want +got):\n%s", i, diff)
@@ -102,12 +106,33 @@ func checkKeep(t *testing.T, payload []byte) {
 	}
 }
 
-func TestPayloadSeedsAgree(t *testing.T) {
-	// The fast path must take the common shape itself, not fall back.
-	if _, ok := parsePayload([]byte(payloadSeeds[0]), nil); !ok {
-		t.Errorf("parsePayload() fell back on a plain CloudWatch payload")
+func TestMaxEvents(t *testing.T) {
+	tests := map[string]int{
+		`{"a":[1,[2,3],{}],"logEvents":[{},null],"b":{"c":[1]},"d":[]}`: 5,
+		` { "logEvents" : [ {"id":"1"} ] } `:                            1,
+		`{}`:                                                            0,
+		`[{},{}]`:                                                       0,
+		`{"logEvents":[{},{}]`:                                          0, // invalid: encoding/json allocates nothing
 	}
-	if _, ok := parsePayload([]byte(payloadSeeds[2]), nil); !ok {
-		t.Errorf("parsePayload() fell back on escapes and extra fields")
+	for payload, want := range tests {
+		if got := maxEvents([]byte(payload)); got != want {
+			t.Errorf("maxEvents(%s) = %d, want %d", payload, got, want)
+		}
+	}
+}
+
+func TestPayloadSeedsAgree(t *testing.T) {
+	for _, s := range payloadSeeds {
+		for _, sz := range testSizes {
+			checkAgainstRef(t, []byte(s), Limits{}, sz)
+		}
+		checkKeep(t, []byte(s))
+	}
+	// The streaming decoder must take the common shape itself, not fall
+	// back.
+	for _, k := range []int{0, 2} {
+		if _, whole, err := decodeBytes([]byte(payloadSeeds[k]), Limits{}, nil, defaultSizes); err != nil || whole {
+			t.Errorf("seed %d: whole %v, error %v; want it streamed", k, whole, err)
+		}
 	}
 }

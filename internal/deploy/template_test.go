@@ -38,6 +38,7 @@ var wantResources = map[string]struct{ typ, condition string }{
 	"DetectorThrottlesAlarm": {"AWS::CloudWatch::Alarm", ""},
 	"DetectorDurationAlarm":  {"AWS::CloudWatch::Alarm", ""},
 	"DeadLetterQueueAlarm":   {"AWS::CloudWatch::Alarm", ""},
+	"DamagedAuditLinesAlarm": {"AWS::CloudWatch::Alarm", ""},
 }
 
 func TestTemplateResources(t *testing.T) {
@@ -641,6 +642,13 @@ func TestAlarms(t *testing.T) {
 		{"DetectorErrorsAlarm", lambda("Errors", "Sum", 0)},
 		{"DetectorThrottlesAlarm", lambda("Throttles", "Sum", 0)},
 		{"DetectorDurationAlarm", lambda("Duration", "Maximum", durationLimit)},
+		{"DamagedAuditLinesAlarm", &cloudwatch.Alarm{
+			Namespace:  new("anonwatch"),
+			MetricName: new("Damaged"),
+			Dimensions: []cloudwatch.Alarm_Dimension{{Name: "Cluster", Value: "{Ref:ClusterName}"}},
+			Statistic:  new("Sum"),
+			Threshold:  new(0.0),
+		}},
 		{"DeadLetterQueueAlarm", &cloudwatch.Alarm{
 			Namespace:  new("AWS/SQS"),
 			MetricName: new("ApproximateNumberOfMessagesVisible"),

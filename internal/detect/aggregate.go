@@ -1,8 +1,10 @@
 package detect
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/anonwatch/anonwatch/internal/audit"
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/jsonscan"
 	"github.com/anonwatch/anonwatch/internal/rules"
 )
 
@@ -80,12 +83,25 @@ const requestField = "request"
 // requestIdentity names the request ev is a record of, from what both its
 // records carry: the time the API server received it and the connection's
 // address, which the client cannot choose, and the rest of the request
-// line. auditID alone would not do: the client can set it (Audit-ID).
+// line. auditID alone would not do: the client can set it (Audit-ID). It
+// returns "" for a request that is not long-running. The identity is a
+// digest, computed once per event: a padded URI must not be copied once
+// per rule the event matches.
 func requestIdentity(ev *audit.Event) string {
-	return strings.Join([]string{
+	if !ev.LongRunning() {
+		return ""
+	}
+	h := sha256.New()
+	for _, s := range []string{
 		ev.RequestReceived.UTC().Format(time.RFC3339Nano), ev.SrcIP(), ev.AuditID,
 		ev.User.Username, ev.Verb, ev.RequestURI,
-	}, "\x00")
+	} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // DistinctHash maps a value to the short digest that distinct sets hold. A
@@ -117,7 +133,13 @@ type aggregator struct {
 	// report keeps Aggregate.Values, whole, for a report; without it (the
 	// function) only the buckets' display values are kept, cut.
 	report bool
+	// request is the identity (requestIdentity) of the event being added,
+	// set once per event by setEvent; "" unless it is long-running.
+	request string
 }
+
+// setEvent prepares for adding ev to the rules it matches.
+func (a *aggregator) setEvent(ev *audit.Event) { a.request = requestIdentity(ev) }
 
 func newAggregator(cluster string, max int, report bool) *aggregator {
 	return &aggregator{
@@ -229,7 +251,7 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 		ab = newBuilder(r, id.group(ev), a.report)
 		a.groups[id] = ab
 	}
-	ab.add(ev, marks, a.cluster)
+	ab.add(ev, marks, a.cluster, a.request)
 }
 
 // overflowed reports whether some rule met more groups than max, so the
@@ -301,15 +323,14 @@ func (a *aggregator) readd(r *rules.Rule, marks []int, ev *audit.Event) {
 		ab.agg.Sources = a.swept[r]
 		a.sweeps[r] = ab
 	}
-	ab.add(ev, marks, a.cluster)
+	ab.add(ev, marks, a.cluster, a.request)
 }
 
-func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
+// add adds ev to the group; request is its identity if it is long-running.
+func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster, request string) {
 	t := ev.RequestReceived.UTC()
 	ag := &ab.agg
-	var request string // the identity of a long-running request
-	if ev.LongRunning() {
-		request = requestIdentity(ev)
+	if request != "" {
 		if _, dup := ab.requests[request]; !dup {
 			if ab.requests == nil {
 				ab.requests = make(map[string]struct{})
@@ -326,7 +347,7 @@ func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
 	if t.After(ag.LastSeen) {
 		ag.LastSeen = t
 	}
-	start := t.Truncate(BucketWidth)
+	start := t.Truncate(BucketWidthFor(ag.Window))
 	bb := ab.buckets[start.Unix()]
 	if bb == nil {
 		bb = &bucketBuilder{
@@ -356,7 +377,8 @@ func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster string) {
 	for _, f := range ab.collect {
 		v := f.Value(ev, cluster)
 		if v == "" {
-			if f == rules.FieldUserAgent {
+			// A damaged line may have lost its agent: unknown, not none.
+			if f == rules.FieldUserAgent && ev.Damage == "" {
 				addValue(bb.values, noUserAgentField, "true", BucketValuesCap)
 			}
 			continue
@@ -466,6 +488,138 @@ func (bb *bucketBuilder) bucket() Bucket {
 	return b
 }
 
+// damagedLog keys the log lines about damaged audit lines in a batch's
+// log limit, beside the skip reasons.
+const damagedLog = "damaged"
+
+// suspectLen is the length from which a line that no rule's pre-filter
+// string occurs in is still checked for damage. Lines are cut at a size
+// bound (1 MB by CloudWatch Logs, 256 KB by CloudWatch's agent and, its
+// best-practices guide says, by EKS), never at a few kilobytes, so a
+// shorter line is whole or was never an audit event; a longer one must be
+// whole JSON, or it is salvaged. Checking it costs one scan of it, and
+// most audit lines are far shorter.
+const suspectLen = 16 << 10
+
+// readResult says how read dealt with a line that yields no event.
+type readResult struct {
+	filtered bool   // no rule can match it: never parsed
+	skip     string // the Result.Skipped reason
+	err      error  // what was wrong, for the log
+}
+
+// read turns a log event into the audit event the rules see. A whole line
+// that holds a pre-filter string is parsed; a line that cannot be parsed
+// whole (cut, too large, not JSON: SkipTruncated, SkipTooLarge,
+// SkipMalformed), or that the decoder cut to keep its delivery in bounds
+// (le.Cut), is salvaged (audit.Salvage) if what survived shows an audit
+// event, or it comes from an audit log stream; its Damage then says what
+// happened; so is every line the decoder cut, whatever is left of it.
+// Anything else is filtered or skipped. read is deterministic,
+// so both passes over a batch see the same events.
+func (d *Detector) read(le *cwlogs.LogEvent, stream string) (audit.Event, readResult) {
+	if le.Dropped {
+		return audit.Event{}, readResult{filtered: true}
+	}
+	msg := le.Message
+	size := le.Size
+	if size < len(msg) {
+		size = len(msg) // a Batch built by hand, not by cwlogs
+	}
+	var damage string
+	var err error
+	switch {
+	case le.Cut:
+		damage = DamageOverBound
+		err = fmt.Errorf("line of %d bytes cut to %d by the decoder's bound on a delivery", size, len(msg))
+	case d.rules.Prefilter(msg):
+		var ev audit.Event
+		if ev, err = audit.Parse(msg, d.maxLine); err == nil {
+			if !ev.Counted() {
+				return audit.Event{}, readResult{skip: SkipStage}
+			}
+			if !eventTime(&ev, le) {
+				return audit.Event{}, readResult{skip: SkipBadTime, err: badTimeError(&ev, le)}
+			}
+			ev.LineSize = size
+			return ev, readResult{}
+		}
+		if damage = skipReason(err); damage == SkipNotAudit {
+			return audit.Event{}, readResult{skip: damage, err: err}
+		}
+	default:
+		if damage = suspect(msg, d.maxLine); damage == "" {
+			return audit.Event{}, readResult{filtered: true}
+		}
+	}
+	ev, ok := audit.Salvage(msg)
+	if !ok && !le.Cut && !strings.HasPrefix(stream, auditStreamPrefix) {
+		// Not an audit event, as far as it shows: a component's own log
+		// line in the same log group.
+		return audit.Event{}, readResult{skip: damage, err: err}
+	}
+	// A record counted at another stage of its request is skipped, as a
+	// whole one is: the other record carries the same padding. A line cut
+	// before its stage (a padded auditID) is counted.
+	if ev.Stage != "" && !ev.Counted() {
+		return audit.Event{}, readResult{skip: SkipStage}
+	}
+	ev.Damage, ev.LineSize = damage, size
+	if !eventTime(&ev, le) {
+		return audit.Event{}, readResult{skip: SkipBadTime, err: badTimeError(&ev, le)}
+	}
+	return ev, readResult{err: err}
+}
+
+// auditStreamPrefix begins the name of every EKS audit log stream
+// (kube-apiserver-audit-<id>); the log group also holds the API server's,
+// authenticator's, controller manager's and scheduler's own logs. AWS
+// names the streams.
+const auditStreamPrefix = "kube-apiserver-audit-"
+
+// suspect returns the damage of a line no pre-filter string occurs in, or
+// "" when it is whole: CloudWatch's agent's mark, a length over the
+// parser's bound, or, from suspectLen up, not being whole JSON.
+func suspect(msg []byte, maxLine int) string {
+	switch {
+	case bytes.HasSuffix(bytes.TrimRight(msg, " \t\r\n"), []byte(truncatedMarker)):
+		return DamageTruncated
+	case len(msg) > maxLine:
+		return DamageTooLarge
+	case len(msg) >= suspectLen && !wholeJSON(msg):
+		return DamageMalformed
+	}
+	return ""
+}
+
+// truncatedMarker is what CloudWatch's agent appends to a line it cut.
+const truncatedMarker = "[Truncated...]"
+
+func wholeJSON(b []byte) bool {
+	i := jsonscan.SkipSpace(b, 0)
+	end, ok := jsonscan.SkipValue(b, i, 0)
+	return ok && jsonscan.SkipSpace(b, end) == len(b)
+}
+
+// Keep is the pre-filter for cwlogs.DecodeDataKeep: a line is kept when a
+// rule's pre-filter string occurs in it, or when it may be damaged (marked
+// cut, or long enough that read checks it). It sees the line JSON-escaped,
+// which changes neither the pre-filter strings nor the mark, and only
+// lengthens the line.
+func (d *Detector) Keep(escaped []byte) bool {
+	if d.rules.Prefilter(escaped) || len(escaped) >= suspectLen {
+		return true
+	}
+	return bytes.HasSuffix(bytes.TrimRight(escaped, " \t\r\n"), []byte(truncatedMarker))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 // skipReason maps a parse error to its Result.Skipped reason.
 func skipReason(err error) string {
 	switch {
@@ -530,25 +684,27 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 			continue
 		}
 		seen[le.ID] = struct{}{}
-		if le.Dropped || !d.rules.Prefilter(le.Message) {
+		ev, r := d.read(le, b.LogStream)
+		switch {
+		case r.filtered:
 			res.Filtered++
 			continue
-		}
-		ev, err := audit.Parse(le.Message, d.maxLine)
-		if err != nil {
-			skip(skipReason(err), le.ID, err)
+		case r.skip != "":
+			skip(r.skip, le.ID, r.err)
 			continue
 		}
-		if !ev.Counted() {
-			skip(SkipStage, le.ID, nil)
-			continue
-		}
-		if !eventTime(&ev, le) {
-			skip(SkipBadTime, le.ID, badTimeError(&ev, le))
-			continue
+		if ev.Damage != "" {
+			res.Damaged++
+			if logged[damagedLog] < skipLogLimit {
+				logged[damagedLog]++
+				d.log.WarnContext(ctx, "damaged audit line", "damage", ev.Damage, "bytes", ev.LineSize,
+					"event_id", le.ID, "log_stream", b.LogStream, "audit_id", displayValue(ev.AuditID, 64),
+					"src_ip", ev.SrcIP(), "error", errString(r.err))
+			}
 		}
 		res.Parsed++
 		n := res.Matched
+		agg.setEvent(&ev)
 		d.rules.Match(&ev, b.Cluster, func(r *rules.Rule, marks []int) {
 			res.Matched++
 			agg.add(r, marks, &ev)
@@ -626,10 +782,11 @@ func (d *Detector) regroup(ctx context.Context, b *cwlogs.Batch, agg *aggregator
 	agg.choose()
 	for _, i := range matched {
 		le := &b.Events[i]
-		ev, err := audit.Parse(le.Message, d.maxLine)
-		if err != nil || !eventTime(&ev, le) {
-			continue // it passed both in the first pass; both are deterministic
+		ev, r := d.read(le, b.LogStream)
+		if r.filtered || r.skip != "" {
+			continue // it was read in the first pass; read is deterministic
 		}
+		agg.setEvent(&ev)
 		d.rules.Match(&ev, b.Cluster, func(r *rules.Rule, marks []int) {
 			agg.readd(r, marks, &ev)
 		})

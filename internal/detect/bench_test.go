@@ -109,7 +109,7 @@ func BenchmarkPipeline(b *testing.B) {
 			b.ReportAllocs()
 			var matched int
 			for range b.N {
-				batch, err := cwlogs.DecodeDataKeep(data, benchLimits, set.Prefilter)
+				batch, err := cwlogs.DecodeDataKeep(data, benchLimits, d.Keep)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -14,9 +14,23 @@ import (
 	"github.com/anonwatch/anonwatch/internal/rules"
 )
 
-// BucketWidth is the granularity of rolling windows. A rule's window ending
-// at a bucket covers the window/BucketWidth buckets that end with it.
+// BucketWidth is the granularity of rolling windows of up to
+// rules.LongWindow. A rule's window ending at a bucket covers the
+// window/BucketWidthFor(window) buckets that end with it.
 const BucketWidth = time.Minute
+
+// BucketWidthFor returns the width of the buckets a window of length w is
+// counted in: BucketWidth up to rules.LongWindow, a sixtieth of the window
+// beyond (rules.Load requires such a window to be whole hours), so a long
+// window, like anonymous-slow-scan's 24h, reads 60 buckets rather than
+// 1,440. Every bucket of a group has the same width: it depends only on
+// the rule.
+func BucketWidthFor(w time.Duration) time.Duration {
+	if w <= rules.LongWindow {
+		return BucketWidth
+	}
+	return (w / 60).Truncate(BucketWidth)
+}
 
 // Group is the value of a rule's group_by fields for one request. Fields the
 // rule does not group by are empty.
@@ -55,9 +69,10 @@ type Aggregate struct {
 	Sources int
 }
 
-// Bucket is one BucketWidth of a group's activity.
+// Bucket is one bucket (BucketWidthFor the rule's window) of a group's
+// activity.
 type Bucket struct {
-	Start time.Time // UTC, truncated to BucketWidth
+	Start time.Time // UTC, truncated to the bucket width
 	// Count is the requests in the bucket other than long-running ones,
 	// which are counted by identity in Distinct["request"]; Requests
 	// returns both.
@@ -105,8 +120,8 @@ const (
 )
 
 // Window is what a group's state holds after a batch was applied: every
-// stored bucket with Start in [a.Buckets[0].Start − a.Window + BucketWidth,
-// a.Buckets[last].Start + a.Window − BucketWidth] for the aggregate a,
+// stored bucket with Start in [a.Buckets[0].Start − WindowSpan(a.Window),
+// a.Buckets[last].Start + WindowSpan(a.Window)] for the aggregate a,
 // merged over all batches ever applied and read after this batch's merges.
 // That is every bucket of every window that one of the batch's buckets
 // belongs to, so the detector can evaluate each window the batch may have
@@ -125,7 +140,8 @@ type Window struct {
 // length w reaches: it covers the whole buckets that fit in w, so a window of
 // 5m ending at the bucket of 10:04 covers 10:00 to 10:04.
 func WindowSpan(w time.Duration) time.Duration {
-	return max(w.Truncate(BucketWidth)-BucketWidth, 0)
+	width := BucketWidthFor(w)
+	return max(w.Truncate(width)-width, 0)
 }
 
 // PeriodStart returns the start of the suppression period of length d that

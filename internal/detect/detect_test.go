@@ -129,10 +129,19 @@ func TestProcess(t *testing.T) {
 			want: []brief{{"eks-cluster-scan", "198.51.100.7", "low", 1}},
 		},
 		{
+			// The cut line is salvaged: what survived names an anonymous
+			// request from 203.0.113.99, counted by eks-cluster-scan at
+			// the ingestion time (0 here, 1970) since its timestamps were
+			// lost, and reported as damaged. The line that is not JSON
+			// at all shows no audit event and stays skipped.
 			file: "skips.jsonl",
-			want: []brief{{"eks-cluster-scan", "203.0.113.99", "low", 1}},
+			want: []brief{
+				{"audit-event-unreadable", "203.0.113.99", "high", 1},
+				{"eks-cluster-scan", "203.0.113.99", "low", 1},
+				{"eks-cluster-scan", "203.0.113.99", "low", 1},
+			},
 			skipped: map[string]int{
-				detect.SkipTruncated: 1, detect.SkipMalformed: 1, detect.SkipNotAudit: 1,
+				detect.SkipMalformed: 1, detect.SkipNotAudit: 1,
 				detect.SkipStage: 1, detect.SkipDuplicate: 1,
 			},
 			filtered: 1,

@@ -353,7 +353,7 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 		f.IPClass = enrich.IPClass(f.SrcIP)
 	}
 	// Display values over the window that ends at the evaluated bucket.
-	lo := at.Truncate(BucketWidth).Add(-WindowSpan(r.Threshold.Window))
+	lo := at.Add(-WindowSpan(r.Threshold.Window)) // at is a bucket's start
 	vals := map[string][]string{}
 	for i := range w.Buckets {
 		bk := &w.Buckets[i]

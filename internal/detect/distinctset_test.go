@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"testing"
+	"time"
 )
 
 // TestDistinctSetOrder: whatever the order of the values, a set keeps the
@@ -44,4 +45,29 @@ func dedup(vs []string) []string {
 	s := slices.Clone(vs)
 	slices.Sort(s)
 	return slices.Compact(s)
+}
+
+func TestBucketWidthFor(t *testing.T) {
+	tests := []struct {
+		window, width, span time.Duration
+	}{
+		{time.Minute, time.Minute, 0},
+		{30 * time.Minute, time.Minute, 29 * time.Minute},
+		{2 * time.Hour, time.Minute, 119 * time.Minute},
+		{3 * time.Hour, 3 * time.Minute, 177 * time.Minute},
+		{24 * time.Hour, 24 * time.Minute, 24*time.Hour - 24*time.Minute},
+	}
+	for _, tt := range tests {
+		if got := BucketWidthFor(tt.window); got != tt.width {
+			t.Errorf("BucketWidthFor(%v) = %v, want %v", tt.window, got, tt.width)
+		}
+		if got := WindowSpan(tt.window); got != tt.span {
+			t.Errorf("WindowSpan(%v) = %v, want %v", tt.window, got, tt.span)
+		}
+		// A window covers the same number of whole buckets, at most 60
+		// past the one-minute range.
+		if n := tt.window / BucketWidthFor(tt.window); n > 120 {
+			t.Errorf("window %v: %d buckets", tt.window, n)
+		}
+	}
 }

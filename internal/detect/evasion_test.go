@@ -1,63 +1,70 @@
 package detect_test
 
 import (
-	cmpstd "cmp"
 	"context"
-	"path/filepath"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/evasion"
+	"github.com/anonwatch/anonwatch/internal/memstate"
+	"github.com/anonwatch/anonwatch/internal/rules"
 )
 
-// evaded is what an evasion test compares of a finding.
-type evaded struct {
-	Rule, SrcIP, Severity, UAClass string
-	Count                          int64
-}
-
-// TestEvasion holds one case per way an anonymous attacker who has read the
-// rules used to get no finding, or a weaker one than deserved: each fixture
-// in testdata/evasion is written as kube-apiserver writes it, and is
-// delivered as one batch.
+// TestEvasion delivers each evasion path (internal/evasion: the ways an
+// anonymous attacker who has read the rules got no finding, or a weaker
+// one than deserved) through the detector with the in-memory state. The
+// end-to-end tests deliver the same cases to the real bootstrap.
 func TestEvasion(t *testing.T) {
-	tests := []struct {
-		file string
-		want []evaded
-	}{
-		{
-			// Real audit lines often carry no userAgent: the class is
-			// "none", not missing.
-			file: "no-user-agent.jsonl",
-			want: []evaded{
-				{"eks-cluster-scan", "203.0.113.31", "low", "none", 1},
-				{"eks-pod-scan", "203.0.113.31", "medium", "none", 1},
-			},
-		},
+	set, err := rules.Default()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.file, func(t *testing.T) {
+	for _, c := range evasion.Cases() {
+		t.Run(c.Name, func(t *testing.T) {
 			pub := &recorder{}
-			d, _ := newDetector(t, pub)
-			b := readBatch(t, filepath.Join("evasion", tt.file), "kube-apiserver-audit-1")
-			if _, err := d.Process(context.Background(), b); err != nil {
+			st := memstate.New(func() time.Time { return time.Unix(0, 0) }, memstate.DefaultLease)
+			d, err := detect.New(detect.Config{Rules: set, State: st, Publisher: pub})
+			if err != nil {
 				t.Fatal(err)
 			}
-			var got []evaded
-			for _, f := range pub.got {
-				got = append(got, evaded{f.Rule, f.SrcIP, f.Severity, f.UAClass, f.Count})
+			id := 0
+			for _, dl := range c.Deliveries {
+				b := &cwlogs.Batch{MessageType: cwlogs.DataMessage, LogGroup: evasion.LogGroup, LogStream: evasion.Stream, Cluster: evasion.Cluster}
+				for _, l := range dl.Lines {
+					id++
+					b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprint(id), Timestamp: dl.Ingest.UnixMilli(), Message: l, Size: len(l)})
+				}
+				if _, err := d.Process(context.Background(), b); err != nil {
+					t.Fatal(err)
+				}
 			}
-			sortEvaded(got)
-			sortEvaded(tt.want)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("findings (-want +got):\n%s", diff)
-			}
+			checkEvasion(t, c, pub.got)
 		})
 	}
 }
 
-func sortEvaded(s []evaded) {
-	slices.SortFunc(s, func(a, b evaded) int {
-		return cmpstd.Compare(a.Rule+"\x00"+a.SrcIP+"\x00"+a.Severity, b.Rule+"\x00"+b.SrcIP+"\x00"+b.Severity)
-	})
+// checkEvasion checks the findings of a case against its table row.
+func checkEvasion(t *testing.T, c evasion.Case, got []*detect.Finding) {
+	t.Helper()
+	for _, w := range c.Want {
+		if !slices.ContainsFunc(got, func(f *detect.Finding) bool {
+			return w.Match(f.Rule, f.SrcIP, f.Severity, f.Count, f.UAClass)
+		}) {
+			t.Errorf("%s: no finding %+v", c.What, w)
+		}
+	}
+	for _, f := range got {
+		if slices.Contains(c.Not, f.Rule) {
+			t.Errorf("%s: finding of %s, which must not fire: %s", c.Name, f.Rule, f.Summary)
+		}
+	}
+	if t.Failed() {
+		for _, f := range got {
+			t.Logf("published: %s %s %s count %d ua_class %q", f.Rule, f.SrcIP, f.Severity, f.Count, f.UAClass)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package detect_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,11 @@ func TestPrefilterOnEscapedMessages(t *testing.T) {
 			lines = append(lines, e.Message)
 		}
 	}
+	// Damaged lines without a pre-filter string: one marked, one long and
+	// cut without a mark. The detector's Keep must keep both for read to
+	// salvage.
+	padded := `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"5f0c0051-7d1e-4b2a-9c3d-4e5f6a7b8c9d","stage":"ResponseComplete","requestURI":"/` + strings.Repeat("x", 40<<10)
+	lines = append(lines, []byte(padded[:2000]+"[Truncated...]"), []byte(padded))
 	env, err := cwlogs.Encode(synth.Batch(lines, "/aws/eks/demo/cluster", "s", 1))
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +57,7 @@ func TestPrefilterOnEscapedMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept, err := cwlogs.DecodeDataKeep(ev.AWSLogs.Data, lim, set.Prefilter)
+	kept, err := cwlogs.DecodeDataKeep(ev.AWSLogs.Data, lim, d.Keep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +74,9 @@ func TestPrefilterOnEscapedMessages(t *testing.T) {
 	gotAggs, gotRes := d.Aggregate(&kept)
 	if len(wantAggs) == 0 {
 		t.Fatal("no aggregates")
+	}
+	if wantRes.Damaged < 2 {
+		t.Fatalf("%d damaged lines salvaged from the whole batch, want the 2 added", wantRes.Damaged)
 	}
 	if diff := cmp.Diff(wantAggs, gotAggs); diff != "" {
 		t.Errorf("aggregates (-decode all +pre-filter escaped):\n%s", diff)

@@ -16,6 +16,18 @@ const (
 	SkipBadTime = "bad_time"
 )
 
+// Damage reasons: why a line was salvaged rather than parsed whole
+// (audit.Event.Damage). The first three are also skip reasons, for lines
+// that salvage shows are not audit events.
+const (
+	DamageTruncated = SkipTruncated // marked "[Truncated...]"
+	DamageTooLarge  = SkipTooLarge  // over the parser's bound
+	DamageMalformed = SkipMalformed // not whole JSON: cut without a mark, or damaged
+	// DamageOverBound: the decoder kept only the start of the line, to
+	// keep its delivery within its memory bound (cwlogs.LogEvent.Cut).
+	DamageOverBound = "over_bound"
+)
+
 // Result summarises one batch.
 type Result struct {
 	Batch   string `json:"batch"` // the batch id used for idempotency
@@ -23,15 +35,20 @@ type Result struct {
 	Control bool   `json:"control,omitempty"` // a CONTROL_MESSAGE: nothing done
 	Events  int    `json:"events"`            // log events in the batch
 	// Filtered lines were never parsed: no rule's pre-filter string occurs.
-	Filtered   int            `json:"filtered"`
-	Skipped    map[string]int `json:"skipped,omitempty"`
-	Parsed     int            `json:"parsed"`     // final-stage audit events
-	Matched    int            `json:"matched"`    // (event, rule) matches
-	Aggregates int            `json:"aggregates"` // (rule, group) pairs touched
-	EvalErrors int64          `json:"eval_errors,omitempty"`
-	Due        int            `json:"due"`        // findings whose threshold holds
-	Suppressed int            `json:"suppressed"` // due, but claimed or sent already
-	Published  int            `json:"published"`
+	Filtered int            `json:"filtered"`
+	Skipped  map[string]int `json:"skipped,omitempty"`
+	Parsed   int            `json:"parsed"` // audit events the rules saw, damaged ones included
+	// Damaged counts the audit lines that could not be parsed whole and
+	// were salvaged (audit.Event.Damage): cut, padded past a bound, or not
+	// JSON. Each is matched against the rules and raises a finding of
+	// its own (audit-event-unreadable).
+	Damaged    int   `json:"damaged,omitempty"`
+	Matched    int   `json:"matched"`    // (event, rule) matches
+	Aggregates int   `json:"aggregates"` // (rule, group) pairs touched
+	EvalErrors int64 `json:"eval_errors,omitempty"`
+	Due        int   `json:"due"`        // findings whose threshold holds
+	Suppressed int   `json:"suppressed"` // due, but claimed or sent already
+	Published  int   `json:"published"`
 }
 
 // SkippedTotal returns the number of skipped lines over all reasons.

@@ -225,14 +225,27 @@ func largestEvent(t testing.TB) []byte {
 
 // floodFindings are largestEvent's findings: from each address, requests
 // to 50 paths (eks-cluster-scan at medium, anonymous-enumeration), all
-// refused within 30 minutes (unauthenticated-403-burst). Each is the
-// window of the first minute, which already reaches medium: the finding
-// in-order processing sends (docs/semantics.md).
+// refused within 30 minutes (unauthenticated-403-burst), 48 or more in a
+// day (anonymous-slow-scan); from all of them, 30 or more paths
+// (anonymous-path-campaign) and 100 or more refusals
+// (unauthenticated-refusal-campaign) in the first minute. Each is the
+// window of the first bucket that reaches the severity: the first minute,
+// or for anonymous-slow-scan's 24h window the first 24-minute bucket
+// (detect.BucketWidthFor): the finding in-order processing sends
+// (docs/semantics.md).
 func floodFindings() []outcome {
 	firstMinute := map[string]int64{}
+	firstSlow := map[string]int64{}
+	slowBucket := hostileStart.Truncate(24 * time.Minute)
+	var all int64
 	for i := range floodEvents {
-		if time.Duration(i)*20*time.Minute/floodEvents < time.Minute {
+		at := hostileStart.Add(time.Duration(i) * 20 * time.Minute / floodEvents)
+		if at.Sub(hostileStart) < time.Minute {
 			firstMinute[floodIPs[i%len(floodIPs)]]++
+			all++
+		}
+		if at.Truncate(24 * time.Minute).Equal(slowBucket) {
+			firstSlow[floodIPs[i%len(floodIPs)]]++
 		}
 	}
 	var out []outcome
@@ -240,8 +253,11 @@ func floodFindings() []outcome {
 		for _, rule := range []string{"anonymous-enumeration", "eks-cluster-scan", "unauthenticated-403-burst"} {
 			out = append(out, outcome{Rule: rule, SrcIP: ip, Severity: "medium", Count: firstMinute[ip]})
 		}
+		out = append(out, outcome{Rule: "anonymous-slow-scan", SrcIP: ip, Severity: "medium", Count: firstSlow[ip]})
 	}
-	return out
+	return append(out,
+		outcome{Rule: "anonymous-path-campaign", Severity: "medium", Count: all},
+		outcome{Rule: "unauthenticated-refusal-campaign", Severity: "medium", Count: all})
 }
 
 // hostileCase is one hostile or broken event and what the function must do
@@ -257,7 +273,10 @@ type hostileCase struct {
 	// skipped are the skip counts by reason (nil: none skipped).
 	skipped map[string]int
 	// warn is a skip reason a "skipped log event" warning must name.
-	warn     string
+	warn string
+	// damaged is the damage a "damaged audit line" warning must name: the
+	// line was salvaged and matched, not skipped.
+	damaged  string
 	findings []outcome
 	// check looks further at the deliveries.
 	check func(t *testing.T, fs []detect.Finding)
@@ -305,7 +324,7 @@ var hostileCases = []hostileCase{
 		// compresses about 20x, so some 14 MB of payload.
 		name:     "largest asynchronous event",
 		event:    largestEvent,
-		counters: map[string]int{"events": floodEvents, "parsed": floodEvents, "findings_published": 12},
+		counters: map[string]int{"events": floodEvents, "parsed": floodEvents, "findings_published": 18},
 		findings: floodFindings(),
 	},
 	{
@@ -316,17 +335,23 @@ var hostileCases = []hostileCase{
 		event: func(t testing.TB) []byte {
 			return encodeFast(t, bigBatch("many", with(append(filler(100000-1000-3), scan100(1000)...), validPart()...)))
 		},
-		counters: map[string]int{"events": 100000, "filtered": 100000 - 1003, "parsed": 1003, "findings_published": 4},
+		counters: map[string]int{"events": 100000, "filtered": 100000 - 1003, "parsed": 1003, "findings_published": 7},
 		// The event is over 1 MB: only a synchronous invoke (6 MB) can
 		// carry it, never CloudWatch Logs (asynchronous, 1 MB). Even so
 		// it must fit the function's MemorySize.
 		maxMiB: 128,
 		// The scan's 100 requests a minute reach medium in its first
-		// minute: the window each finding shows.
+		// minute: the window each finding shows; with the valid part's 3,
+		// the cluster's first minute holds 53 paths and 103 refusals. Its
+		// 1,000 requests in 10 minutes all fall in one of
+		// anonymous-slow-scan's 24-minute buckets.
 		findings: []outcome{
 			{Rule: "anonymous-enumeration", SrcIP: "198.51.100.77", Severity: "medium", Count: 100},
 			{Rule: "eks-cluster-scan", SrcIP: "198.51.100.77", Severity: "medium", Count: 100},
 			{Rule: "unauthenticated-403-burst", SrcIP: "198.51.100.77", Severity: "medium", Count: 100},
+			{Rule: "anonymous-slow-scan", SrcIP: "198.51.100.77", Severity: "medium", Count: 1000},
+			{Rule: "anonymous-path-campaign", Severity: "medium", Count: 103},
+			{Rule: "unauthenticated-refusal-campaign", Severity: "medium", Count: 103},
 			validFinding,
 		},
 	},
@@ -352,17 +377,22 @@ var hostileCases = []hostileCase{
 		},
 	},
 	{
-		// 1 MiB of requestURI: the line is over the bound, skipped.
+		// 1 MiB of requestURI: the line is over the parser's bound, so it
+		// is salvaged whole (it is valid JSON) and reported as damaged:
+		// it still counts as the anonymous request it is.
 		name: "1 MiB requestURI",
 		event: func(t testing.TB) []byte {
 			return envelope(t, "uri-1mib", with(validPart(), probe("198.51.100.61", func(m map[string]any) {
 				m["requestURI"] = "/" + strings.Repeat("a", 1<<20)
 			})))
 		},
-		counters: map[string]int{"events": 4, "parsed": 3, "findings_published": 1},
-		skipped:  map[string]int{detect.SkipTooLarge: 1},
-		warn:     detect.SkipTooLarge,
-		findings: []outcome{validFinding},
+		counters: map[string]int{"events": 4, "parsed": 4, "damaged": 1, "findings_published": 3},
+		damaged:  detect.DamageTooLarge,
+		findings: []outcome{
+			{Rule: "audit-event-unreadable", SrcIP: "198.51.100.61", Severity: "high", Count: 1},
+			{Rule: "eks-cluster-scan", SrcIP: "198.51.100.61", Severity: "low", Count: 1},
+			validFinding,
+		},
 	},
 	{
 		// Deeper than encoding/json's limit of 10,000: malformed.
@@ -372,10 +402,12 @@ var hostileCases = []hostileCase{
 				m["requestObject"] = nestedMarker
 			}), 100000)))
 		},
-		counters: map[string]int{"events": 4, "parsed": 3, "findings_published": 1},
-		skipped:  map[string]int{detect.SkipMalformed: 1},
-		warn:     detect.SkipMalformed,
-		findings: []outcome{validFinding},
+		// The members before requestObject survive whole; the map's
+		// keys are written in order, so sourceIPs and user come after it
+		// and are lost: high, with no address.
+		counters: map[string]int{"events": 4, "parsed": 4, "damaged": 1, "findings_published": 2},
+		damaged:  detect.DamageMalformed,
+		findings: []outcome{{Rule: "audit-event-unreadable", Severity: "high", Count: 1}, validFinding},
 	},
 	{
 		// Within the limit, in the body of an allowed rolebinding patch
@@ -438,10 +470,15 @@ var hostileCases = []hostileCase{
 			line := bytes.Replace(probe("198.51.100.63", nil), []byte("curl/8.5.0"), []byte("curl\x00raw"), 1)
 			return envelope(t, "nul-raw", with(validPart(), line))
 		},
-		counters: map[string]int{"events": 4, "parsed": 3, "findings_published": 1},
-		skipped:  map[string]int{detect.SkipMalformed: 1},
-		warn:     detect.SkipMalformed,
-		findings: []outcome{validFinding},
+		// Salvaged: everything before userAgent survives (the map's keys
+		// are written in order), the address and user among them.
+		counters: map[string]int{"events": 4, "parsed": 4, "damaged": 1, "findings_published": 3},
+		damaged:  detect.DamageMalformed,
+		findings: []outcome{
+			{Rule: "audit-event-unreadable", SrcIP: "198.51.100.63", Severity: "high", Count: 1},
+			{Rule: "eks-cluster-scan", SrcIP: "198.51.100.63", Severity: "low", Count: 1},
+			validFinding,
+		},
 	},
 	{
 		name: "IPv6 source",
@@ -603,6 +640,9 @@ func TestHostileInput(t *testing.T) {
 			if tc.warn != "" && !hasWarning(fn.Output(), tc.warn) {
 				t.Errorf("no \"skipped log event\" warning with reason %s", tc.warn)
 			}
+			if tc.damaged != "" && !hasDamaged(fn.Output(), tc.damaged) {
+				t.Errorf("no \"damaged audit line\" warning with damage %s", tc.damaged)
+			}
 
 			if tc.twice {
 				before := scanTable(t, sharedDynamo.URL(), table)
@@ -666,6 +706,17 @@ func TestHostileInput(t *testing.T) {
 func hasWarning(out, reason string) bool {
 	for _, l := range emu.LogLines(out, "") {
 		if l["message"] == "skipped log event" && l["reason"] == reason && l["level"] == "WARN" {
+			return true
+		}
+	}
+	return false
+}
+
+// hasDamaged reports whether the function logged a "damaged audit line"
+// warning with the given damage.
+func hasDamaged(out, damage string) bool {
+	for _, l := range emu.LogLines(out, "") {
+		if l["message"] == "damaged audit line" && l["damage"] == damage && l["level"] == "WARN" {
 			return true
 		}
 	}

@@ -38,12 +38,12 @@ import (
 // events/ must be listed.
 var samples = map[string][]outcome{
 	// Three 403 ResponseComplete events from 203.0.113.7 (the fourth line
-	// is stage RequestReceived, skipped): two lists of pods (the watch is
-	// not a list) and three distinct paths, which makes the cluster scan
-	// medium.
+	// is stage RequestReceived, skipped): two lists and a watch of pods,
+	// a pod scan of three requests, and three distinct paths, which makes
+	// the cluster scan medium.
 	"anonymous-pod-scan.json": {
 		{Rule: "eks-cluster-scan", SrcIP: "203.0.113.7", Severity: "medium", Count: 3},
-		{Rule: "eks-pod-scan", SrcIP: "203.0.113.7", Severity: "medium", Count: 2},
+		{Rule: "eks-pod-scan", SrcIP: "203.0.113.7", Severity: "medium", Count: 3},
 	},
 	// One allowed anonymous read of a secret: critical, and one low scan.
 	"anonymous-secret-read.json": {
@@ -74,9 +74,17 @@ var samples = map[string][]outcome{
 		{Rule: "eks-cluster-scan", SrcIP: "203.0.113.66", Severity: "low", Count: 2},
 		{Rule: "eks-pod-scan", SrcIP: "203.0.113.66", Severity: "medium", Count: 2},
 	},
-	// Of five lines only the first is a complete final-stage audit event.
+	// Five lines on an audit stream: a whole anonymous request from
+	// 203.0.113.99; one cut and marked, whose surviving bytes name the
+	// same anonymous source (its timestamps were cut off, so it counts at
+	// its ingestion time, the same minute); a line that is not JSON at
+	// all, damaged past recognition; JSON that is not an audit event
+	// (skipped); a RequestReceived record (skipped). Each damaged line is
+	// a high finding of its own: anonymous, or nobody left to tell.
 	"truncated-and-malformed.json": {
-		{Rule: "eks-cluster-scan", SrcIP: "203.0.113.99", Severity: "low", Count: 1},
+		{Rule: "audit-event-unreadable", SrcIP: "", Severity: "high", Count: 1},
+		{Rule: "audit-event-unreadable", SrcIP: "203.0.113.99", Severity: "high", Count: 1},
+		{Rule: "eks-cluster-scan", SrcIP: "203.0.113.99", Severity: "low", Count: 2},
 	},
 }
 

@@ -52,9 +52,10 @@ type Handler struct {
 	// Metrics receives one EMF line per invocation (Lambda: stdout).
 	Metrics io.Writer
 	Limits  cwlogs.Limits
-	// Keep, when set, is the rules' pre-filter, applied to each message
-	// before it is unescaped (cwlogs.DecodeDataKeep), so the lines no rule
-	// can match cost almost nothing.
+	// Keep, when set, is the detector's pre-filter (detect.Detector.Keep),
+	// applied to each message before it is unescaped
+	// (cwlogs.DecodeDataKeep), so the lines no rule can match cost almost
+	// nothing.
 	Keep func(escaped []byte) bool
 	Now  func() time.Time
 	// DynamoDBCalls and SNSCalls, when set, return running totals of
@@ -89,6 +90,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudwatchLogsEvent) err
 		"skipped", res.SkippedTotal(),
 		"skipped_by_reason", skippedAttr(res.Skipped),
 		"parsed", res.Parsed,
+		"damaged", res.Damaged,
 		"matched", res.Matched,
 		"aggregates", res.Aggregates,
 		"findings_due", res.Due,
@@ -157,6 +159,7 @@ func (h *Handler) emit(r *detect.Result, cluster string, dyn, sns int64, took ti
 		{"Filtered", "Count", float64(r.Filtered)},
 		{"Skipped", "Count", float64(r.SkippedTotal())},
 		{"Parsed", "Count", float64(r.Parsed)},
+		{"Damaged", "Count", float64(r.Damaged)},
 		{"Matched", "Count", float64(r.Matched)},
 		{"FindingsDue", "Count", float64(r.Due)},
 		{"FindingsPublished", "Count", float64(r.Published)},

@@ -66,7 +66,7 @@ func BenchmarkInvocation(b *testing.B) {
 				Log:       slog.New(slog.NewJSONHandler(io.Discard, nil)),
 				Metrics:   io.Discard,
 				Limits:    cwlogs.DefaultLimits,
-				Keep:      set.Prefilter,
+				Keep:      d.Keep,
 				Now:       time.Now,
 			}
 			b.ReportAllocs()

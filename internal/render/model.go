@@ -169,6 +169,7 @@ type list struct {
 // fieldLabels orders and names the fields that rules collect. Fields not
 // named here follow in name order under their own names.
 var fieldLabels = []struct{ key, label string }{
+	{"damage", "Damaged lines (why, size)"},
 	{"path", "Paths"},
 	{"request_uri", "Request URIs"},
 	{"user_agent", "User agents"},
@@ -181,6 +182,7 @@ var fieldLabels = []struct{ key, label string }{
 	{"groups", "Groups"},
 	{"src_ip", "Source addresses"},
 	{"cluster_name", "Clusters"},
+	{"audit_id", "Audit IDs (client-settable)"},
 }
 
 // maxLists bounds the lists shown, whatever the finding holds.

@@ -29,7 +29,10 @@ func benchMix(b *testing.B, mix int) ([]audit.Event, [][]byte) {
 	var evs []audit.Event
 	var lines [][]byte
 	add := func(fx fixture, anonymousOnly bool) {
-		ev, err := parseEvent(fx.Event)
+		if fx.Damage != "" {
+			return // not a line the API server wrote whole
+		}
+		ev, err := fx.event()
 		if err != nil {
 			b.Fatalf("%s: %v", fx.Name, err)
 		}

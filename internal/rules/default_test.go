@@ -18,7 +18,7 @@ func TestDefaultRulesCases(t *testing.T) {
 	s := mustDefault(t)
 	for _, fx := range readFixtures(t, fixtureFiles...) {
 		t.Run(fx.Name, func(t *testing.T) {
-			ev, err := parseEvent(fx.Event)
+			ev, err := fx.event()
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
@@ -106,6 +106,8 @@ func TestDefaultRulesSpec(t *testing.T) {
 			nil, []string{"system:unauthenticated", ":401}", ":401,", ": 401"}},
 		{"anonymous-slow-scan", Medium, ipCluster, Threshold{Count: 48, Window: 24 * time.Hour},
 			nil, []string{"system:anonymous"}},
+		{"audit-event-unreadable", Medium, ipCluster, Threshold{Count: 1, Window: time.Hour},
+			[]esc{{Severity: High, HasWhen: true}, {Severity: Critical, HasWhen: true}}, []string{"[Truncated...]"}},
 		{"anonymous-access-granted", Critical, []Field{FieldUser, FieldClusterName}, Threshold{Count: 1, Window: time.Hour},
 			nil, []string{"rolebindings"}},
 		{"rbac-binding-write-unjudged", High, []Field{FieldUser, FieldClusterName}, Threshold{Count: 1, Window: time.Hour},

@@ -45,6 +45,8 @@ const (
 	vIsHealthPath
 	vRequestObject
 	vResponseObject
+	vDamaged
+	vLineSize
 	numVars
 )
 
@@ -79,6 +81,8 @@ var varDefs = [numVars]varDef{
 	vClusterName:    {"cluster_name", cel.StringType, `The EKS cluster, from the log group /aws/eks/<cluster>/cluster.`},
 	vIsHealthPath:   {"is_health_path", cel.BoolType, `True when path is /healthz, /livez or /readyz or lies below one of them ("/healthz/etcd", not "/healthzfoo").`},
 	vRequestObject:  {"request_object", cel.DynType, `The decoded requestObject JSON (maps, lists, strings, doubles, bools), or null when absent. Only logged at audit level Request and above. Client-controlled.`},
+	vDamaged:        {"damaged", cel.StringType, `Why the line could not be parsed whole, or "" for a whole line: "truncated" (cut and marked [Truncated...]), "too_large" (over the parser's bound), "malformed" (not whole JSON: cut without a mark, or damaged), "over_bound" (cut to a prefix to keep its delivery within the decoder's memory bound). A damaged line's other variables hold what survived of it, empty where nothing did.`},
+	vLineSize:       {"line_size", cel.IntType, `The length of the log line in bytes, as logged.`},
 	vResponseObject: {"response_object", cel.DynType, `The decoded responseObject JSON, or null when absent: the object as the request left it (the binding a patch produced, say), or a Status. Only logged at audit level RequestResponse; dropped from events kube-apiserver truncated.`},
 }
 
@@ -132,6 +136,10 @@ func varIndex(name string) int {
 		return vRequestObject
 	case "response_object":
 		return vResponseObject
+	case "damaged":
+		return vDamaged
+	case "line_size":
+		return vLineSize
 	}
 	return -1
 }
@@ -261,6 +269,10 @@ func (a *activation) value(i int) ref.Val {
 		return a.decode("request_object", a.ev.RequestObject)
 	case vResponseObject:
 		return a.decode("response_object", a.ev.ResponseObject)
+	case vDamaged:
+		return interned(ev.Damage)
+	case vLineSize:
+		return types.Int(ev.LineSize)
 	}
 	return types.NewErr("no variable %d", i)
 }
@@ -290,6 +302,8 @@ var (
 			// reasons, decisions, stages
 			"Forbidden", "Unauthorized", "NotFound", "allow", "forbid",
 			audit.StageResponseComplete, audit.StagePanic,
+			// damage
+			"truncated", "too_large", "malformed", "over_bound",
 		} {
 			m[s] = types.String(s)
 		}

@@ -28,6 +28,8 @@ func sampleEvent() audit.Event {
 		DecisionReason: `RBAC: allowed by RoleBinding "x"`,
 		RequestObject:  json.RawMessage(`{"kind":"PodExecOptions","command":["sh"],"stdin":true,"n":2}`),
 		ResponseObject: json.RawMessage(`{"kind":"Status","code":101}`),
+		Damage:         "truncated",
+		LineSize:       1048576,
 	}
 }
 
@@ -62,6 +64,8 @@ func TestVariables(t *testing.T) {
 		{`is_health_path`, false},
 		{`request_object.kind == "PodExecOptions" && request_object.command == ["sh"] && request_object.stdin && request_object.n == 2.0`, true},
 		{`response_object.kind == "Status" && response_object.code == 101.0`, true},
+		{`damaged == "truncated"`, true},
+		{`line_size == 1048576`, true},
 	}
 	used := map[string]bool{}
 	for _, tt := range tests {
@@ -111,7 +115,8 @@ func TestVariablesListed(t *testing.T) {
 		"user_agent string", "resource string", "subresource string", "ns string",
 		"name string", "api_group string", "code int", "reason string", "decision string",
 		"decision_reason string", "stage string", "cluster_name string",
-		"is_health_path bool", "request_object dyn", "response_object dyn",
+		"is_health_path bool", "request_object dyn", "response_object dyn", "damaged string",
+		"line_size int",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Variables() (-want +got):\n%s", diff)

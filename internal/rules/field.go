@@ -14,6 +14,7 @@ var fields = []Field{
 	FieldSrcIP, FieldClusterName, FieldUser, FieldGroups, FieldUserAgent,
 	FieldPath, FieldRequestURI, FieldVerb, FieldCode, FieldReason,
 	FieldResource, FieldNamespace, FieldName, FieldDecisionReason,
+	FieldAuditID, FieldDamage,
 }
 
 // Fields returns every field a rule may name, in a stable order.
@@ -75,6 +76,13 @@ func (f Field) Value(ev *audit.Event, cluster string) string {
 		return ev.ObjectRef.Name
 	case FieldDecisionReason:
 		return ev.DecisionReason
+	case FieldAuditID:
+		return ev.AuditID
+	case FieldDamage:
+		if ev.Damage == "" {
+			return ""
+		}
+		return ev.Damage + ", " + strconv.Itoa(ev.LineSize) + " bytes"
 	}
 	return ""
 }

@@ -32,6 +32,9 @@ func TestFieldValue(t *testing.T) {
 		{FieldNamespace, ev, "default"},
 		{FieldName, ev, "web-0"},
 		{FieldDecisionReason, ev, `RBAC: allowed by RoleBinding "x"`},
+		{FieldAuditID, audit.Event{AuditID: "5f0c0031"}, "5f0c0031"},
+		{FieldDamage, ev, "truncated, 1048576 bytes"},
+		{FieldDamage, audit.Event{LineSize: 900}, ""},
 		{FieldSrcIP, audit.Event{SourceIPs: []string{"203.0.113.9", "garbage"}}, ""},
 		{Field("nope"), ev, ""},
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 
@@ -37,6 +38,27 @@ type fixture struct {
 	// raw event line.
 	Prefilter *bool           `json:"prefilter"`
 	Event     json.RawMessage `json:"event"`
+	// Damage, when set, makes Event a JSON string holding a damaged line
+	// (cut, padded, not JSON), which the detector salvages
+	// (audit.Salvage) and marks with this reason.
+	Damage string `json:"damage"`
+}
+
+// event returns the fixture's event as the detector hands it to the rules.
+func (fx *fixture) event() (audit.Event, error) {
+	if fx.Damage == "" {
+		return parseEvent(fx.Event)
+	}
+	var line string
+	if err := json.Unmarshal(fx.Event, &line); err != nil {
+		return audit.Event{}, fmt.Errorf("a damaged fixture's event must be a JSON string: %v", err)
+	}
+	ev, ok := audit.Salvage([]byte(line))
+	if !ok {
+		return audit.Event{}, errors.New("not an audit event, even salvaged")
+	}
+	ev.Damage, ev.LineSize = fx.Damage, len(line)
+	return ev, nil
 }
 
 func readFixtures(t testing.TB, paths ...string) []fixture {

@@ -44,7 +44,7 @@ var (
 //	    exclude: is_health_path     # CEL, bool, optional
 //	    group_by: [src_ip, cluster_name]  # src_ip, cluster_name, user, groups, user_agent
 //	    collect: [code, request_uri]      # any Field
-//	    threshold: {count: 1, window: 1h} # or distinct: {FIELD: N}; window whole minutes, 1m..24h
+//	    threshold: {count: 1, window: 1h} # or distinct: {FIELD: N}; window whole minutes, 1m..24h, whole hours past 2h
 //	    suppress: 6h                # (0, 168h]; default: the window
 //	    escalate:                   # at most 64, each above severity; one of count, distinct, when
 //	      - {severity: high, when: 'code >= 200 && code <= 299'}
@@ -345,6 +345,9 @@ func parseThreshold(d *thresholdDoc) (Threshold, error) {
 	}
 	if w < minWindow || w > maxWindow || w%time.Minute != 0 {
 		return t, fmt.Errorf("window: %s is not a whole number of minutes from %s to %s", d.Window, fmtDuration(minWindow), fmtDuration(maxWindow))
+	}
+	if w > LongWindow && w%time.Hour != 0 {
+		return t, fmt.Errorf("window: %s is longer than %s, so it must be whole hours (it is counted in buckets of a sixtieth of it)", d.Window, fmtDuration(LongWindow))
 	}
 	t.Window = w
 	return t, nil

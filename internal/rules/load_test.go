@@ -127,6 +127,8 @@ func TestLoadErrors(t *testing.T) {
 			`rules.yaml: rule "r1": threshold: window: 90s is not a whole number of minutes from 1m to 24h`},
 		{"window too long", ruleFile(map[string]string{"threshold": "{count: 1, window: 25h}"}),
 			`rules.yaml: rule "r1": threshold: window: 25h is not a whole number of minutes from 1m to 24h`},
+		{"long window not whole hours", ruleFile(map[string]string{"threshold": "{count: 1, window: 150m}"}),
+			`rules.yaml: rule "r1": threshold: window: 150m is longer than 2h, so it must be whole hours`},
 		{"window too short", ruleFile(map[string]string{"threshold": "{count: 1, window: 30s}"}),
 			`rules.yaml: rule "r1": threshold: window: 30s is not a whole number`},
 		{"suppress bad", ruleFile(map[string]string{"suppress": "soon"}), `rules.yaml: rule "r1": suppress: "soon" is not a duration`},

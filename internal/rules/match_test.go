@@ -121,7 +121,7 @@ func TestMatchConcurrent(t *testing.T) {
 	fxs := readFixtures(t, fixtureFiles...)
 	evs := make([]audit.Event, len(fxs))
 	for i, fx := range fxs {
-		ev, err := parseEvent(fx.Event)
+		ev, err := fx.event()
 		if err != nil {
 			t.Fatalf("%s: %v", fx.Name, err)
 		}

@@ -11,6 +11,12 @@ import (
 	"time"
 )
 
+// LongWindow is the longest threshold window detect counts in one-minute
+// buckets. A longer one must be whole hours, and is counted in buckets of a
+// sixtieth of it (24 minutes for 24h): a day of one-minute buckets would be
+// 1,440 state items to read for every delivery that touches the group.
+const LongWindow = 2 * time.Hour
+
 // MaxDistinct bounds the N of a distinct threshold or escalation. detect
 // keeps at most detect.DistinctCap (> MaxDistinct) values per bucket, so a
 // saturated distinct set never decides a threshold.
@@ -51,6 +57,12 @@ const (
 	// FieldDecisionReason is the authorization.k8s.io/reason annotation:
 	// the binding that let a request through, which a responder removes.
 	FieldDecisionReason Field = "decision_reason"
+	// FieldAuditID is auditID: a client can set it (Audit-ID), but it
+	// finds the line in the log group.
+	FieldAuditID Field = "audit_id"
+	// FieldDamage describes a line that could not be parsed whole: why,
+	// and its size ("truncated, 1048576 bytes"); empty for a whole line.
+	FieldDamage Field = "damage"
 )
 
 // Rule is one compiled detection rule.

@@ -21,8 +21,9 @@ import (
 
 // PropertyRules are the rules the property test runs: a count threshold
 // with a count and a per-request escalation, a distinct threshold with a
-// distinct escalation, and a per-cluster rule with a one-minute window;
-// windows of 1m to 10m and suppression periods of 10m to 1h, so a
+// distinct escalation, a long window (3h, counted in 3-minute buckets:
+// detect.BucketWidthFor), and a per-cluster rule with a one-minute window;
+// windows of 1m to 3h and suppression periods of 10m to 1h, so a
 // generated scenario of a few hours crosses many windows and periods.
 const PropertyRules = `
 rules:
@@ -47,6 +48,16 @@ rules:
     suppress: 30m
     escalate:
       - {severity: high, distinct: {path: 5}}
+  - id: slow
+    title: Slow
+    severity: low
+    match: anonymous && verb == "get"
+    group_by: [src_ip, cluster_name]
+    collect: [path]
+    threshold: {count: 8, window: 3h}
+    suppress: 1h
+    escalate:
+      - {severity: medium, count: 16}
   - id: write
     title: Write
     severity: high
@@ -333,8 +344,8 @@ func oracle(set *rules.Set, sc *scenario) (map[periodKey]rules.Severity, map[str
 			return nil, nil, fmt.Errorf("event %d: %v", i, err)
 		}
 		at := ev.RequestReceived.UTC()
-		bucket := at.Truncate(detect.BucketWidth)
 		set.Match(&ev, sc.cluster, func(r *rules.Rule, marks []int) {
+			bucket := at.Truncate(detect.BucketWidthFor(r.Threshold.Window))
 			var g detect.Group
 			for _, f := range r.GroupBy {
 				switch f {
@@ -611,7 +622,7 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 		if err != nil {
 			return periods, 0, err.Error()
 		}
-		end := f.LastSeen.Truncate(detect.BucketWidth)
+		end := f.LastSeen.Truncate(detect.BucketWidthFor(r.Threshold.Window))
 		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
 		// The same finding twice (a lost acknowledgement, retried) keeps
 		// its id; two ids for one (key, period, severity) are two findings.
