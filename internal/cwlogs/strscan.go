@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/anonwatch/anonwatch/internal/jsonscan"
 )
 
 // feedString is jsonscan.SkipString and jsonscan.AppendUnescaped for a
@@ -65,7 +67,7 @@ func feedString(b []byte, i int, final bool, out []byte, max int, st *strState) 
 		case 't':
 			r = '\t'
 		case 'u':
-			if r = hex4(b[j:]); r < 0 {
+			if r = jsonscan.Hex4(b[j:]); r < 0 {
 				return j, out, false, false
 			}
 			n = 6
@@ -73,7 +75,7 @@ func feedString(b []byte, i int, final bool, out []byte, max int, st *strState) 
 				// As jsonscan's decoder: a pair makes one rune; a
 				// surrogate without its pair is U+FFFD, and what follows
 				// it is decoded on its own.
-				r2 := hex4(b[j+6:])
+				r2 := jsonscan.Hex4(b[j+6:])
 				if r2 < 0 && len(b) >= j+8 && b[j+6] == '\\' && b[j+7] == 'u' {
 					return j, out, false, false // \u with bad hex digits
 				}
@@ -160,29 +162,6 @@ func runeSafe(b []byte, i, j int) int {
 		}
 	}
 	return j
-}
-
-// hex4 decodes the \uXXXX escape at the start of s, or returns -1 when s
-// does not start with a whole, valid one.
-func hex4(s []byte) rune {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
-		return -1
-	}
-	var r rune
-	for _, c := range s[2:6] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
 }
 
 // specialIndex returns the index of the first byte of b that is a quote, a

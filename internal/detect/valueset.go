@@ -16,11 +16,21 @@ type valueSet struct {
 	max       int
 	vals      []string // sorted
 	truncated bool
+	// last is the value last found or kept: consecutive requests of a
+	// group mostly repeat their agent, verb and code, and each request
+	// adds its values to every rule it matches. It is one of the kept
+	// copies, never the caller's string (a cut of a 1 MB URI). A value
+	// evicted since would be refused again, truncated already set.
+	last string
 }
 
 func (s *valueSet) add(v string) {
+	if v == s.last && v != "" {
+		return
+	}
 	i, found := slices.BinarySearch(s.vals, v)
 	if found {
+		s.last = s.vals[i]
 		return
 	}
 	if len(s.vals) >= s.max {
@@ -30,7 +40,9 @@ func (s *valueSet) add(v string) {
 		}
 		s.vals = s.vals[:len(s.vals)-1]
 	}
-	s.vals = slices.Insert(s.vals, i, strings.Clone(v))
+	c := strings.Clone(v)
+	s.vals = slices.Insert(s.vals, i, c)
+	s.last = c
 }
 
 // mergeSorted merges sorted b into sorted a, keeping at most max values.

@@ -69,10 +69,10 @@ func unescapeRuns(out, s []byte, appendRun func(out, run []byte) []byte) []byte 
 		case 't':
 			out = append(out, '\t')
 		case 'u':
-			r := hex4(s)
+			r := Hex4(s)
 			s = s[6:]
 			if utf16.IsSurrogate(r) {
-				if r2 := hex4(s); r2 >= 0 {
+				if r2 := Hex4(s); r2 >= 0 {
 					if d := utf16.DecodeRune(r, r2); d != unicode.ReplacementChar {
 						s = s[6:]
 						out = utf8.AppendRune(out, d)
@@ -91,9 +91,10 @@ func unescapeRuns(out, s []byte, appendRun func(out, run []byte) []byte) []byte 
 	return out
 }
 
-// hex4 decodes the validated \uXXXX escape at the start of s, or returns -1
-// when s does not start with one.
-func hex4(s []byte) rune {
+// Hex4 decodes the \uXXXX escape at the start of s, or returns -1 when s
+// does not start with a whole, valid one: the streaming decoder in cwlogs
+// meets escapes its input has not validated yet.
+func Hex4(s []byte) rune {
 	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
 		return -1
 	}
@@ -104,8 +105,10 @@ func hex4(s []byte) rune {
 			c -= '0'
 		case 'a' <= c && c <= 'f':
 			c = c - 'a' + 10
-		default: // 'A' to 'F'
+		case 'A' <= c && c <= 'F':
 			c = c - 'A' + 10
+		default:
+			return -1
 		}
 		r = r<<4 | rune(c)
 	}

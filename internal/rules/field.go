@@ -65,6 +65,9 @@ func (f Field) Value(ev *audit.Event, cluster string) string {
 		if ev.ResponseCode == 0 {
 			return ""
 		}
+		if c := ev.ResponseCode; c > 0 && c < len(codeStrings) {
+			return codeStrings[c]
+		}
 		return strconv.Itoa(ev.ResponseCode)
 	case FieldReason:
 		return ev.ResponseReason
@@ -86,6 +89,16 @@ func (f Field) Value(ev *audit.Event, cluster string) string {
 	}
 	return ""
 }
+
+// codeStrings spells the HTTP status codes once: a request's code is
+// collected by every rule it matches, and it would otherwise cost an
+// allocation each time.
+var codeStrings = func() (c [600]string) {
+	for i := range c {
+		c[i] = strconv.Itoa(i)
+	}
+	return c
+}()
 
 // joinSorted sorts a copy, so the event the caller holds keeps the order the
 // API server logged.
