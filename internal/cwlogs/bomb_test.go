@@ -56,7 +56,10 @@ func bomb(t testing.TB, prefix string, fill byte, n int) string {
 // (the decoded base64, gzip's window, the decoder's window grown to hold a
 // long message, slack), whatever it has inflated.
 func TestGzipBomb(t *testing.T) {
-	const gib = 1100 // MiB of fill: a little over 1 GiB
+	const gib = 1100 // MiB of fill: a little over 1 GiB, past DefaultLimits' MaxInflated
+	// Past small's MaxInflated: inflating a bomb is what takes the time,
+	// and a gibibyte per case is a minute under the race detector.
+	const past = 300
 	head := `{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"/aws/eks/x/cluster","logStream":"s","logEvents":[{"id":"1","timestamp":1,"message":"`
 	small := cwlogs.Limits{MaxDecompressed: 8 << 20, MaxInflated: 256 << 20}
 	tests := []struct {
@@ -65,10 +68,10 @@ func TestGzipBomb(t *testing.T) {
 		lim  cwlogs.Limits
 	}{
 		// Not JSON: left to encoding/json, which reads MaxDecompressed.
-		{name: "NUL bytes", data: bomb(t, "", 0, gib), lim: small},
+		{name: "NUL bytes", data: bomb(t, "", 0, past), lim: small},
 		// The message is cut, and streams on to MaxInflated.
-		{name: "one endless message", data: bomb(t, head, '0', gib), lim: small},
-		{name: "endless white space", data: bomb(t, `{"messageType":"DATA_MESSAGE","logEvents":[`, ' ', gib), lim: small},
+		{name: "one endless message", data: bomb(t, head, '0', past), lim: small},
+		{name: "endless white space", data: bomb(t, `{"messageType":"DATA_MESSAGE","logEvents":[`, ' ', past), lim: small},
 		{name: "DefaultLimits", data: bomb(t, head, '0', gib), lim: cwlogs.DefaultLimits},
 	}
 	for _, tt := range tests {

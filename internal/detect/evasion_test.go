@@ -12,6 +12,7 @@ import (
 	"github.com/anonwatch/anonwatch/internal/evasion"
 	"github.com/anonwatch/anonwatch/internal/memstate"
 	"github.com/anonwatch/anonwatch/internal/rules"
+	"github.com/anonwatch/anonwatch/internal/synth"
 )
 
 // TestEvasion delivers each evasion path (internal/evasion: the ways an
@@ -65,6 +66,41 @@ func checkEvasion(t *testing.T, c evasion.Case, got []*detect.Finding) {
 	if t.Failed() {
 		for _, f := range got {
 			t.Logf("published: %s %s %s count %d ua_class %q", f.Rule, f.SrcIP, f.Severity, f.Count, f.UAClass)
+		}
+	}
+}
+
+// TestNoFindingOnClusterTraffic: the new rules must not fire on a busy
+// cluster's own authenticated traffic (internal/synth's control-plane
+// chatter: leases, node status, endpoints, watches). The 95/5 mix is
+// delivered in batches of 500 lines over two hours: every finding must be
+// about the scanners' addresses or the cluster as a whole, and no whole
+// line may be taken for a damaged one.
+func TestNoFindingOnClusterTraffic(t *testing.T) {
+	pub := &recorder{}
+	d, _ := newDetector(t, pub)
+	lines := synth.Lines(40000, 0.05, 7, time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC), 180*time.Millisecond)
+	parsed := 0
+	for i := 0; i < len(lines); i += 500 {
+		b := synth.Batch(lines[i:min(i+500, len(lines))], "/aws/eks/demo/cluster", "kube-apiserver-audit-1", i+1)
+		res, err := d.Process(context.Background(), &b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Damaged != 0 {
+			t.Fatalf("%d whole lines reported as damaged", res.Damaged)
+		}
+		parsed += res.Parsed
+	}
+	if parsed == 0 || len(pub.got) == 0 {
+		t.Fatalf("%d lines parsed, %d findings: the mix exercises nothing", parsed, len(pub.got))
+	}
+	for _, f := range pub.got {
+		if f.SrcIP != "" && !slices.Contains(synth.DefaultScannerIPs, f.SrcIP) || f.User != "" && f.User != "system:anonymous" {
+			t.Errorf("finding about authenticated traffic: %s", f.Summary)
+		}
+		if f.Rule == "audit-event-unreadable" || f.Rule == "authentication-failure-burst" {
+			t.Errorf("finding of %s on whole, authenticated lines: %s", f.Rule, f.Summary)
 		}
 	}
 }
