@@ -236,7 +236,13 @@ func checkInert(t *testing.T, what, s string, allowNewline bool) {
 	if !utf8.ValidString(s) {
 		t.Errorf("%s: invalid UTF-8", what)
 	}
-	for _, bad := range []string{"<!", "<@", "<http", "<#", "```", "\u202e", "\u2066", "\u200b", "\ufeff", "\u2028"} {
+	for _, bad := range []string{"<!", "<@", "<http", "<#", "```", "\u202e", "\u2066", "\u200b", "\ufeff", "\u2028",
+		// Invisible or blank look-alikes: Hangul fillers, the braille
+		// blank, the ideographic space, the combining grapheme joiner,
+		// variation selectors.
+		"\u3164", "\u115f", "\uffa0", "\u2800", "\u3000", "\u034f", "\ufe0f", "\U000e0100",
+		// A stack of combining marks.
+		"\u0301\u0301\u0301"} {
 		if strings.Contains(s, bad) {
 			i := strings.Index(s, bad)
 			t.Errorf("%s contains %q: …%.120q…", what, bad, s[max(i-60, 0):])
@@ -260,6 +266,14 @@ func TestHostileValuesStayInert(t *testing.T) {
 			for what, s := range people(t, f) {
 				multiline := strings.Contains(what, "email") || strings.Contains(what, "string")
 				checkInert(t, what, s, multiline)
+				// Mail clients link bare host names and addresses.
+				if strings.Contains(what, "email") {
+					for _, bad := range []string{"www.evil", "soc@evil", "a@b"} {
+						if strings.Contains(s, bad) {
+							t.Errorf("%s contains %q, which a mail client turns into a link", what, bad)
+						}
+					}
+				}
 			}
 		})
 	}

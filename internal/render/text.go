@@ -21,9 +21,15 @@ import (
 // are not UTF-8 become U+FFFD.
 func clean(s string, max int) (string, int) {
 	var b strings.Builder
-	n := 0 // runes written
+	n := 0     // runes written
+	marks := 0 // combining marks in a row
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
+		if unicode.Is(unicode.M, r) {
+			marks++
+		} else {
+			marks = 0
+		}
 		var piece string
 		switch {
 		case r == utf8.RuneError && size == 1:
@@ -40,9 +46,9 @@ func clean(s string, max int) (string, int) {
 			piece = fmt.Sprintf(`\x%02x`, r)
 		case r < 0x80:
 			piece = s[i : i+1]
-		case hidden(r) && r > 0xffff:
+		case (hidden(r) || marks > maxMarks) && r > 0xffff:
 			piece = fmt.Sprintf(`\U%08x`, r)
-		case hidden(r):
+		case hidden(r) || marks > maxMarks:
 			piece = fmt.Sprintf(`\u%04x`, r)
 		default:
 			piece = s[i : i+size]
@@ -61,11 +67,26 @@ func clean(s string, max int) (string, int) {
 // hidden reports whether r changes or hides the text around it instead of
 // showing as a glyph: C1 controls, format characters (bidi embeddings,
 // overrides and isolates, zero-width space and joiners, the BOM, tag
-// characters) and the line and paragraph separators.
+// characters), the line and paragraph separators, spaces other than the
+// ASCII one (U+3000 and its kin: runs of them push text out of sight), the
+// combining grapheme joiner and variation selectors, and the characters
+// that render as nothing though they are letters or symbols (the Hangul
+// fillers, the braille blank).
 func hidden(r rune) bool {
+	switch r {
+	case 0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800, 0x034F:
+		return true
+	}
 	return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) ||
-		unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r)
+		unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) ||
+		r != ' ' && unicode.Is(unicode.Zs, r) ||
+		unicode.Is(unicode.Variation_Selector, r)
 }
+
+// maxMarks is how many combining marks in a row clean shows as they are:
+// enough for any script's accents, too few to stack marks over the lines
+// above and below ("Zalgo" text).
+const maxMarks = 2
 
 // line is clean without the count, with a visible marker when it cut.
 func line(s string, max int) string {
@@ -82,12 +103,14 @@ func cutMark(cut int) string {
 }
 
 // plainEscaper keeps untrusted text inert in plain text too. Mail clients
-// turn anything that looks like a URL into a link, so "://" is defanged as
-// security tools do; and angle brackets and backticks become look-alikes, so
-// that a message forwarded or bridged into Slack or a markdown viewer cannot
-// form mentions, links or code fences either. The JSON document keeps the
-// exact values.
-var plainEscaper = strings.NewReplacer(`"`, `\"`, "<", "\u2039", ">", "\u203a", "`", "\u02cb", "://", "[:]//")
+// turn anything that looks like a URL or an address into a link, so "://",
+// "www." and "@" are defanged as security tools do (www[.]evil.example,
+// soc[@]evil.example); and angle brackets and backticks become look-alikes,
+// so that a message forwarded or bridged into Slack or a markdown viewer
+// cannot form mentions, links or code fences either. The JSON document
+// keeps the exact values.
+var plainEscaper = strings.NewReplacer(`"`, `\"`, "<", "\u2039", ">", "\u203a", "`", "\u02cb", "://", "[:]//",
+	"www.", "www[.]", "WWW.", "WWW[.]", "@", "[@]")
 
 // quoted renders an untrusted value for plain text: cleaned, escaped with
 // plainEscaper and in double quotes, so a reader sees where it starts and
