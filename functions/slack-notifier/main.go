@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -44,7 +45,13 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	}
 	ctx, cancel := context.WithTimeout(ctx, ssmTimeout)
 	defer cancel()
-	url, err := slack.WebhookURL(ctx, ssm.NewFromConfig(cfg), name)
+	var allowed []string
+	for _, p := range strings.Split(getenv("WEBHOOK_ALLOWED_PREFIXES"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			allowed = append(allowed, p)
+		}
+	}
+	url, err := slack.WebhookURL(ctx, ssm.NewFromConfig(cfg), name, allowed)
 	if err != nil {
 		return nil, err
 	}

@@ -44,4 +44,7 @@ const (
 	EnvTopicARN         = "TOPIC_ARN"
 	EnvRulesFile        = "RULES_FILE"
 	EnvWebhookParameter = "WEBHOOK_PARAMETER"
+	// EnvWebhookAllowed lists, comma-separated, the URL prefixes the Slack
+	// notifier may post to (slack.DefaultAllowedWebhooks when empty).
+	EnvWebhookAllowed = "WEBHOOK_ALLOWED_PREFIXES"
 )

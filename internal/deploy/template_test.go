@@ -104,6 +104,13 @@ func TestParameters(t *testing.T) {
 			AllowedPattern:        new("^$|^/[A-Za-z0-9_./-]+$"),
 			ConstraintDescription: new("empty, or a parameter name that starts with /"),
 		},
+		// Slack's incoming webhooks unless widened; a prefix ends its host
+		// with "/".
+		"SlackWebhookAllowedPrefixes": {
+			Type: "String", Default: "https://hooks.slack.com/",
+			AllowedPattern:        new("^https://[^,/]+/[^,]*(,https://[^,/]+/[^,]*)*$"),
+			ConstraintDescription: new("https URL prefixes, each with a / after the host, separated by commas"),
+		},
 		"RulesFile": {
 			Type: "String", Default: "",
 			AllowedPattern:        new("^$|^[A-Za-z0-9_][A-Za-z0-9_./-]*$"),
@@ -279,6 +286,7 @@ func TestSlackNotifierFunction(t *testing.T) {
 		Timeout:       new(75),
 		Environment: &serverless.Function_FunctionEnvironment{Variables: map[string]string{
 			EnvWebhookParameter: "{Ref:SlackWebhookParameter}",
+			EnvWebhookAllowed:   "{Ref:SlackWebhookAllowedPrefixes}",
 		}},
 		Events: map[string]serverless.Function_EventSource{
 			"Findings": {

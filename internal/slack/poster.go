@@ -51,7 +51,7 @@ type Poster struct {
 // a sleep that records the durations and returns at once.
 func New(url string, client *http.Client, sleep func(context.Context, time.Duration) error) *Poster {
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: noRedirects}
 	}
 	if sleep == nil {
 		sleep = Sleep
@@ -195,3 +195,8 @@ func retryAfter(h http.Header, now func() time.Time) time.Duration {
 	}
 	return min(max(at.Sub(ref), 0), RetryBudget+time.Second)
 }
+
+// noRedirects makes a redirect the answer: the webhook URL was checked
+// against the allowed prefixes, and a redirect must not take the finding
+// anywhere else. A 3xx is then a failed post.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,5 +265,27 @@ func TestSleep(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Sleep(canceled) took %v", d)
+	}
+}
+
+// TestPostDoesNotFollowRedirects: the webhook URL was checked against the
+// allowed prefixes; a redirect must not carry the finding anywhere else.
+func TestPostDoesNotFollowRedirects(t *testing.T) {
+	var elsewhere atomic.Int32
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.Add(1)
+	}))
+	defer other.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+"/collect", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	s := &sleepRecorder{}
+	err := New(srv.URL+secretPath, nil, s.sleep).Post(context.Background(), []byte(`{"text":"finding"}`))
+	if err == nil {
+		t.Fatal("a redirect was taken for success")
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Errorf("the redirect was followed %d times", n)
 	}
 }

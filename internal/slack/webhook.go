@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -18,15 +19,21 @@ type ParameterAPI interface {
 	GetParameter(ctx context.Context, in *ssm.GetParameterInput, optFns ...func(*ssm.Options)) (*ssm.GetParameterOutput, error)
 }
 
+// DefaultAllowedWebhooks is where the notifier posts unless configured
+// otherwise: Slack's incoming webhooks.
+var DefaultAllowedWebhooks = []string{"https://hooks.slack.com/"}
+
 // WebhookURL reads the Slack webhook URL from the SSM SecureString
 // parameter called name.
 //
 // The URL is kept out of environment variables and templates, where it
 // would show in the console and in deployment logs; only the parameter's
 // name is configuration. A plain String parameter is refused for the same
-// reason. The URL must be https, or http to a loopback address for a local
-// stand-in. Errors never contain the value.
-func WebhookURL(ctx context.Context, api ParameterAPI, name string) (string, error) {
+// reason. The URL must start with one of allowed (DefaultAllowedWebhooks
+// when empty), so that whoever can write the parameter cannot make the
+// notifier post findings elsewhere, or be http to a loopback address for a
+// local stand-in. Errors never contain the value.
+func WebhookURL(ctx context.Context, api ParameterAPI, name string, allowed []string) (string, error) {
 	if name == "" {
 		return "", errors.New("no SSM parameter name for the Slack webhook URL")
 	}
@@ -45,22 +52,33 @@ func WebhookURL(ctx context.Context, api ParameterAPI, name string) (string, err
 		return "", fmt.Errorf("SSM parameter %q is a %s; store the webhook URL as a SecureString", name, t)
 	}
 	v := aws.ToString(out.Parameter.Value)
-	if err := checkURL(v); err != nil {
+	if err := checkURL(v, allowed); err != nil {
 		return "", fmt.Errorf("SSM parameter %q: %v", name, err)
 	}
 	return v, nil
 }
 
-// checkURL accepts an absolute https URL, or an http URL to a loopback
+// checkURL accepts an absolute https URL that starts with one of allowed
+// (DefaultAllowedWebhooks when empty), or an http URL to a loopback
 // address. Its errors do not quote the URL.
-func checkURL(s string) error {
+func checkURL(s string, allowed []string) error {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || u.User != nil {
 		return errors.New("value is not an absolute URL")
 	}
+	if len(allowed) == 0 {
+		allowed = DefaultAllowedWebhooks
+	}
 	switch u.Scheme {
 	case "https":
-		return nil
+		for _, p := range allowed {
+			// A prefix must end its host with "/", or
+			// https://hooks.slack.com.evil.example/ would pass.
+			if strings.Count(p, "/") >= 3 && strings.HasPrefix(s, p) {
+				return nil
+			}
+		}
+		return fmt.Errorf("value is not a URL the notifier may post to (allowed: %s)", strings.Join(allowed, ", "))
 	case "http":
 		if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsLoopback() {
 			return nil

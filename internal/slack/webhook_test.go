@@ -28,7 +28,7 @@ func param(typ types.ParameterType, value string) *ssm.GetParameterOutput {
 }
 
 func TestWebhookURL(t *testing.T) {
-	const hook = "https://hooks.example.com/services/T000SECRET/B000SECRET/XXXXSECRETXXXX"
+	const hook = "https://hooks.slack.com/services/T000SECRET/B000SECRET/XXXXSECRETXXXX"
 	tests := []struct {
 		name    string
 		param   string
@@ -48,10 +48,12 @@ func TestWebhookURL(t *testing.T) {
 		{"unparsable", "/anonwatch/slack", &fakeSSM{out: param(types.ParameterTypeSecureString, "https://SECRET host/%zz")}, "", "not an absolute URL"},
 		{"user info", "/anonwatch/slack", &fakeSSM{out: param(types.ParameterTypeSecureString, "https://SECRET:pw@hooks.example.com/")}, "", "not an absolute URL"},
 		{"other scheme", "/anonwatch/slack", &fakeSSM{out: param(types.ParameterTypeSecureString, "ftp://hooks.example.com/SECRET")}, "", "not an https URL"},
+		{"https elsewhere than Slack", "/anonwatch/slack", &fakeSSM{out: param(types.ParameterTypeSecureString, "https://collector.example.com/SECRET")}, "", "not a URL the notifier may post to"},
+		{"Slack's host as a prefix of another", "/anonwatch/slack", &fakeSSM{out: param(types.ParameterTypeSecureString, "https://hooks.slack.com.evil.example/SECRET")}, "", "not a URL the notifier may post to"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := WebhookURL(context.Background(), tt.api, tt.param)
+			got, err := WebhookURL(context.Background(), tt.api, tt.param, nil)
 			checkErr(t, err, tt.wantErr)
 			if got != tt.want {
 				t.Errorf("WebhookURL() = %q, want %q", got, tt.want)
@@ -64,5 +66,29 @@ func TestWebhookURL(t *testing.T) {
 				t.Errorf("error %q does not name the parameter %q", err, tt.param)
 			}
 		})
+	}
+}
+
+// TestWebhookAllowlist: an operator can widen where the notifier posts, by
+// whole prefixes only.
+func TestWebhookAllowlist(t *testing.T) {
+	tests := []struct {
+		url     string
+		allowed []string
+		wantErr string
+	}{
+		{"https://hooks.slack.com/services/SECRET", nil, ""},
+		{"https://chat.example.com/hooks/SECRET", []string{"https://chat.example.com/hooks/"}, ""},
+		{"https://chat.example.com/other/SECRET", []string{"https://chat.example.com/hooks/"}, "not a URL the notifier may post to"},
+		{"https://hooks.slack.com/services/SECRET", []string{"https://chat.example.com/hooks/"}, "not a URL the notifier may post to"},
+		// A prefix without a path would allow any host it begins.
+		{"https://chat.example.com.evil.example/x", []string{"https://chat.example.com"}, "not a URL the notifier may post to"},
+	}
+	for _, tt := range tests {
+		_, err := WebhookURL(context.Background(), &fakeSSM{out: param(types.ParameterTypeSecureString, tt.url)}, "/anonwatch/slack", tt.allowed)
+		checkErr(t, err, tt.wantErr)
+		if err != nil && strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("error quotes the URL: %v", err)
+		}
 	}
 }
