@@ -198,6 +198,11 @@ type bucketBuilder struct {
 	distinct map[string]*distinctSet
 	marks    uint64 // bit i: escalation i
 	values   map[string]*valueSet
+	// escalating holds the values of the requests that met one of the
+	// rule's per-request escalations (an allowed secret read): they are
+	// the evidence for the severity, and go first, however many other
+	// requests' values would sort before them.
+	escalating map[string]*valueSet
 }
 
 func newBuilder(r *rules.Rule, g Group, report bool) *aggBuilder {
@@ -390,7 +395,14 @@ func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster, request string)
 		}
 		// Display values are cut here, not only when stored: a batch
 		// of 1 MB request URIs must not keep 1 MB per value in memory.
-		addValue(bb.values, string(f), displayValue(v, StoredValueLen), BucketValuesCap)
+		dv := displayValue(v, StoredValueLen)
+		if len(marks) > 0 {
+			if bb.escalating == nil {
+				bb.escalating = make(map[string]*valueSet)
+			}
+			addValue(bb.escalating, string(f), dv, BucketValuesCap)
+		}
+		addValue(bb.values, string(f), dv, BucketValuesCap)
 	}
 	for _, v := range ev.ForwardedFor() {
 		if v = strings.TrimSpace(v); v != "" {
@@ -482,7 +494,24 @@ func (bb *bucketBuilder) bucket() Bucket {
 	if len(bb.values) > 0 {
 		b.Values = make(map[string][]string, len(bb.values))
 		for f, s := range bb.values {
-			b.Values[f] = s.vals
+			vals := s.vals
+			// The escalating requests' values first, then the others
+			// in order, to the cap: each stays sorted within its part.
+			if e := bb.escalating[f]; e != nil && len(e.vals) > 0 {
+				vals = slices.Clone(e.vals)
+				for _, v := range s.vals {
+					if len(vals) >= BucketValuesCap {
+						break
+					}
+					if !slices.Contains(e.vals, v) {
+						vals = append(vals, v)
+					}
+				}
+			}
+			b.Values[f] = vals
+			// bucket() used to drop this: a finding whose values were
+			// cut said nothing of it.
+			b.ValuesTruncated = b.ValuesTruncated || s.truncated
 		}
 	}
 	return b

@@ -53,7 +53,7 @@ func checkEvasion(t *testing.T, c evasion.Case, got []*detect.Finding) {
 	t.Helper()
 	for _, w := range c.Want {
 		if !slices.ContainsFunc(got, func(f *detect.Finding) bool {
-			return w.Match(f.Rule, f.SrcIP, f.Severity, f.Count, f.UAClass)
+			return w.Match(f.Rule, f.SrcIP, f.Severity, f.Count, f.UAClass) && w.ShowsIn(f.Values)
 		}) {
 			t.Errorf("%s: no finding %+v", c.What, w)
 		}
@@ -102,5 +102,33 @@ func TestNoFindingOnClusterTraffic(t *testing.T) {
 		if f.Rule == "audit-event-unreadable" || f.Rule == "authentication-failure-burst" {
 			t.Errorf("finding of %s on whole, authenticated lines: %s", f.Rule, f.Summary)
 		}
+	}
+}
+
+// TestValuesTruncatedIsSet: a finding whose values were cut to the cap says
+// so. Aggregation dropped the flag of its own value sets, so 43 paths in
+// one minute showed 10 and claimed to be whole.
+func TestValuesTruncatedIsSet(t *testing.T) {
+	pub := &recorder{}
+	d, _ := newDetector(t, pub)
+	var reqs []req
+	for i := range 43 {
+		reqs = append(reqs, req{at: fmt.Sprintf("10:00:%02d", i), src: "192.0.2.46", verb: "get", uri: fmt.Sprintf("/probe/%02d", i), code: 403})
+	}
+	if _, err := d.Process(context.Background(), batchOf("s", 1, reqs...)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range pub.got {
+		if f.Rule != "eks-cluster-scan" {
+			continue
+		}
+		n++
+		if len(f.Values["request_uri"]) != detect.BucketValuesCap || !f.ValuesTruncated {
+			t.Errorf("%s: %d request URIs shown, values_truncated %v; want %d and true", f.Rule, len(f.Values["request_uri"]), f.ValuesTruncated, detect.BucketValuesCap)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no eks-cluster-scan finding")
 	}
 }

@@ -42,7 +42,7 @@ func TestEvasion(t *testing.T) {
 			for _, w := range c.Want {
 				if !slices.ContainsFunc(got, func(d delivered) bool {
 					f := &d.Finding
-					return w.Match(f.Rule, f.SrcIP, f.Severity, f.Count, f.UAClass)
+					return w.Match(f.Rule, f.SrcIP, f.Severity, f.Count, f.UAClass) && w.ShowsIn(f.Values)
 				}) {
 					t.Errorf("%s: no finding %+v", c.What, w)
 				}

@@ -32,6 +32,22 @@ type Finding struct {
 	Count int64
 	// UAClass, when set, is the ua_class the finding must carry.
 	UAClass string
+	// Shows, when set, is a field and a part of a value the finding must
+	// list for it ("request_uri", "/secrets/").
+	Shows [2]string
+}
+
+// ShowsIn reports whether values hold what w.Shows asks for.
+func (w Finding) ShowsIn(values map[string][]string) bool {
+	if w.Shows[0] == "" {
+		return true
+	}
+	for _, v := range values[w.Shows[0]] {
+		if strings.Contains(v, w.Shows[1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // Case is one evasion path.
@@ -194,6 +210,13 @@ func Cases() []Case {
 			Want:       []Finding{{Rule: "anonymous-role-changed", Severity: "critical", Count: 1}},
 		},
 		{
+			Name:       "secret-read-crowded-out",
+			What:       "40 allowed anonymous reads of pods, then 3 of secrets, in one minute: the critical finding's values were the 10 smallest URIs, all pods",
+			Deliveries: one(crowdedOut(40, 3)...),
+			Want: []Finding{{Rule: "anonymous-request-allowed", SrcIP: "192.0.2.45", Severity: "critical",
+				Shows: [2]string{"request_uri", "/secrets/"}}},
+		},
+		{
 			Name: "no-user-agent",
 			What: "a request without a User-Agent header: the finding had no ua_class",
 			Deliveries: one(Request{At: T0, Stage: "ResponseComplete", URI: "/api/v1/namespaces/default/pods", Verb: "list", Anonymous: true,
@@ -240,6 +263,28 @@ func paddedProbes(n, size int) [][]byte {
 			URI:  fmt.Sprintf("/api/v1/pods?x%d=", i) + strings.Repeat(string(rune('a'+i%26)), size),
 			Verb: "list", Anonymous: true, SourceIPs: []string{fmt.Sprintf("198.18.1.%d", i+1)},
 			Resource: "pods", Code: 403, Decision: "forbid",
+		}
+		out = append(out, r.Line())
+	}
+	return out
+}
+
+// crowdedOut is decoys allowed anonymous reads of pods whose URIs sort
+// before any secret's, then reads allowed anonymous reads of secrets, all
+// from 192.0.2.45 within one minute.
+func crowdedOut(decoys, reads int) [][]byte {
+	reason := `RBAC: allowed by ClusterRoleBinding "debug-anonymous" of ClusterRole "cluster-admin" to User "system:anonymous"`
+	var out [][]byte
+	for i := range decoys + reads {
+		r := Request{
+			At: T0.Add(time.Duration(i) * time.Second), Stage: "ResponseComplete", Verb: "get", Anonymous: true,
+			SourceIPs: []string{"192.0.2.45"}, UserAgent: "python-requests/2.32.3", Code: 200, Decision: "allow", Reason: reason,
+			Namespace: "default",
+		}
+		if i < decoys {
+			r.URI, r.Resource, r.Name = fmt.Sprintf("/api/v1/namespaces/default/pods/a%02d", i), "pods", fmt.Sprintf("a%02d", i)
+		} else {
+			r.URI, r.Resource, r.Name = fmt.Sprintf("/api/v1/namespaces/default/secrets/z%02d", i), "secrets", fmt.Sprintf("z%02d", i)
 		}
 		out = append(out, r.Line())
 	}
