@@ -218,8 +218,11 @@ func (s *sliding) meets(count int64, field rules.Field, n int) bool {
 }
 
 // severity returns the severity of a window that meets r's threshold and
-// the reasons it rose above r's base severity.
-func severity(r *rules.Rule, meets func(count int64, field rules.Field, n int) bool, marked func(i int) bool) (rules.Severity, []string) {
+// the reasons it rose above r's base severity. For a sweep (the requests of
+// many sources counted together) a count or distinct escalation is told in
+// its own words, of the sources together, not in the rule's, which speak of
+// one source.
+func severity(r *rules.Rule, sweep bool, meets func(count int64, field rules.Field, n int) bool, marked func(i int) bool) (rules.Severity, []string) {
 	sev := r.Severity
 	var why []string
 	for i, e := range r.Escalate {
@@ -237,7 +240,10 @@ func severity(r *rules.Rule, meets func(count int64, field rules.Field, n int) b
 				reason = fmt.Sprintf("%d or more distinct %s values", e.DistinctN, e.Distinct)
 			}
 		}
-		if e.Reason != "" {
+		switch {
+		case sweep && e.When == "":
+			reason += " from these sources together"
+		case e.Reason != "":
 			reason = e.Reason
 		}
 		if hit && e.Severity > sev {
@@ -300,7 +306,7 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []d
 		if !sl.meets(th.Count, th.Distinct, th.DistinctN) {
 			continue
 		}
-		sev, why := severity(r, sl.meets, func(i int) bool { return i < len(sl.marks) && sl.marks[i] > 0 })
+		sev, why := severity(r, a.Group.Sweep, sl.meets, func(i int) bool { return i < len(sl.marks) && sl.marks[i] > 0 })
 		p := PeriodStart(end.Start, r.Suppress).Unix()
 		if cur := byPeriod[p]; cur == nil {
 			byPeriod[p] = &best{i, sev, why}

@@ -165,7 +165,9 @@ func TestSweepFinding(t *testing.T) {
 		t.Errorf("%d per-address eks-cluster-scan findings, want 10", perIP)
 	}
 	// eks-cluster-scan (threshold 1) and anonymous-enumeration (20 paths
-	// >= 6) fire; the 403 burst counts 20 requests >= 6 too.
+	// >= 6) fire; the 403 burst counts 20 requests >= 6 too. A sweep's
+	// escalations speak of the sources together: the rule's own words
+	// ("the source sent 10 or more requests") are about one source.
 	got := map[string]string{}
 	for _, f := range sweeps {
 		if f.SrcIP != "" || f.Count != 20 || f.Distinct["src_ip"] != 20 {
@@ -177,7 +179,7 @@ func TestSweepFinding(t *testing.T) {
 		got[f.Rule] = f.Summary
 	}
 	want := map[string]string{
-		"eks-cluster-scan":          "Anonymous requests to the Kubernetes API: 20 requests from 20 addresses, a sweep from more sources than are counted one by one on cluster demo within 1h; medium because the source sent 10 or more requests and the source tried 3 or more paths",
+		"eks-cluster-scan":          "Anonymous requests to the Kubernetes API: 20 requests from 20 addresses, a sweep from more sources than are counted one by one on cluster demo within 1h; medium because 10 or more requests from these sources together and 3 or more distinct path values from these sources together",
 		"anonymous-enumeration":     "Anonymous API enumeration: 20 requests from 20 addresses, a sweep from more sources than are counted one by one on cluster demo within 1h with 20 distinct path values (threshold 6)",
 		"unauthenticated-403-burst": "Burst of refused unauthenticated requests: 20 requests from 20 addresses, a sweep from more sources than are counted one by one on cluster demo within 30m (threshold 6)",
 	}
