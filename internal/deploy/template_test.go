@@ -99,6 +99,7 @@ func TestParameters(t *testing.T) {
 		},
 		// The e-mail threshold speaks the rule files' severity names.
 		"EmailMinSeverity": {Type: "String", Default: "high", AllowedValues: severities},
+		"SlackMinSeverity": {Type: "String", Default: "high", AllowedValues: severities},
 		"SlackWebhookParameter": {
 			Type: "String", Default: "",
 			AllowedPattern:        new("^$|^/[A-Za-z0-9_./-]+$"),
@@ -288,17 +289,29 @@ func TestSlackNotifierFunction(t *testing.T) {
 			EnvWebhookParameter: "{Ref:SlackWebhookParameter}",
 			EnvWebhookAllowed:   "{Ref:SlackWebhookAllowedPrefixes}",
 		}},
-		Events: map[string]serverless.Function_EventSource{
-			"Findings": {
-				Type:       "SNS",
-				Properties: &serverless.Function_Properties{SNSEvent: &serverless.Function_SNSEvent{Topic: "{Ref:Topic}"}},
-			},
-		},
 		EventInvokeConfig:          wantEventInvokeConfig(),
 		AWSCloudFormationMetadata:  map[string]any{"BuildMethod": "makefile"},
 		AWSCloudFormationCondition: "HasSlack",
 	}
+	// goformation's SNS event has no FilterPolicy: the events are checked
+	// raw. The subscription filters on severity as the e-mail one does,
+	// with its own threshold, so a flood of low findings never reaches
+	// Slack's rate limit.
+	got.Events = nil
 	checkFunction(t, l, "SlackNotifierFunction", got, want)
+	wantEvents := map[string]any{"Findings": map[string]any{
+		"Type": "SNS",
+		"Properties": map[string]any{
+			"Topic":             map[string]any{"Ref": "Topic"},
+			"FilterPolicyScope": "MessageAttributes",
+			"FilterPolicy": map[string]any{SeverityAttribute: map[string]any{
+				"Fn::FindInMap": []any{"SeverityAtOrAbove", map[string]any{"Ref": "SlackMinSeverity"}, "Severities"},
+			}},
+		},
+	}}
+	if diff := cmp.Diff(wantEvents, rawProperty(t, l, "SlackNotifierFunction", "Events")); diff != "" {
+		t.Errorf("SlackNotifierFunction Events (-want +got):\n%s", diff)
+	}
 	if diff := cmp.Diff(wantLogging("SlackNotifierLogGroup"), rawProperty(t, l, "SlackNotifierFunction", "LoggingConfig")); diff != "" {
 		t.Errorf("SlackNotifierFunction LoggingConfig (-want +got):\n%s", diff)
 	}
@@ -360,7 +373,7 @@ func checkFunction(t *testing.T, l *loaded, name string, got, want *serverless.F
 		case "CloudWatchLogs":
 			wantNames = []string{"FilterPattern", "LogGroupName"}
 		case "SNS":
-			wantNames = []string{"Topic"}
+			wantNames = []string{"FilterPolicy", "FilterPolicyScope", "Topic"}
 		}
 		if !slices.Equal(names, wantNames) {
 			t.Errorf("%s event %s has properties %v, want %v", name, ev, names, wantNames)
