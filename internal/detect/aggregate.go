@@ -263,10 +263,10 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 // batch needs a second pass (choose, then readd).
 func (a *aggregator) overflowed() bool { return len(a.over) > 0 }
 
-// choose picks, for each rule that overflowed, the max groups to track one
-// by one: first those with a request that met a per-request escalation,
-// highest severity first, so that no crowd of busier sources can push an
-// allowed secret read into the sweep; then those with the most requests in
+// choose picks, for each rule that overflowed, the groups to track one by
+// one: every group with a request that met a per-request escalation, even
+// past max, so that no crowd of busier sources can push an allowed secret
+// read into the sweep; then, up to max, those with the most requests in
 // the batch (ties by key, so a retried batch picks the same). It drops
 // every builder of that rule, for readd to rebuild.
 func (a *aggregator) choose() {
@@ -299,12 +299,22 @@ func (a *aggregator) choose() {
 			}
 			return cs[i].key < cs[j].key
 		})
-		keep := make(map[groupID]bool, a.max)
-		for _, c := range cs[:a.max] {
+		// Every group with an escalating request is tracked, past max if
+		// need be: its evidence must not go to the sweep however many
+		// busier sources surround it. Only requests the API server let
+		// through escalate that way (an allowed secret read), so a crowd
+		// of them is itself the emergency, not a cost an attacker can
+		// choose.
+		n := a.max
+		for n < len(cs) && cs[n].sev > 0 {
+			n++
+		}
+		keep := make(map[groupID]bool, n)
+		for _, c := range cs[:n] {
 			keep[c.id] = true
 		}
 		a.chosen[r] = keep
-		a.swept[r] = len(cs) - a.max
+		a.swept[r] = len(cs) - n
 	}
 	a.over = nil
 }

@@ -279,3 +279,38 @@ func TestSweepKeepsEscalatingSourcesApart(t *testing.T) {
 		})
 	}
 }
+
+// TestEscalatingSourcesPastTheBound: more sources with an allowed secret
+// read than the bound of groups a rule tracks one by one are all still
+// tracked one by one, each with its own critical finding; only the merely
+// busy ones go to the sweep.
+func TestEscalatingSourcesPastTheBound(t *testing.T) {
+	const readers, max = 30, 10
+	var reqs []req
+	for i := range 3 * max {
+		// Busy sources, more requests each than any reader.
+		for range 3 {
+			reqs = append(reqs, req{at: "10:00:00", src: fmt.Sprintf("198.18.0.%d", i+1), verb: "get", uri: "/api/v1/namespaces/default/pods", resource: "pods", code: 200})
+		}
+	}
+	for i := range readers {
+		reqs = append(reqs, req{at: "10:00:01", src: fmt.Sprintf("192.0.2.%d", i+1), verb: "get", uri: "/api/v1/namespaces/kube-system/secrets/x", resource: "secrets", code: 200})
+	}
+	pub := &recorder{}
+	d := sweepDetector(t, max, pub)
+	if _, err := d.Process(context.Background(), batchOf("s", 1, reqs...)); err != nil {
+		t.Fatal(err)
+	}
+	critical := map[string]bool{}
+	for _, f := range pub.got {
+		if f.Rule == "anonymous-request-allowed" && f.Severity == "critical" {
+			if f.Sweep {
+				t.Errorf("a secret read counted in the sweep: %s", f.Summary)
+			}
+			critical[f.SrcIP] = true
+		}
+	}
+	if len(critical) != readers {
+		t.Errorf("%d readers with their own critical finding, want all %d", len(critical), readers)
+	}
+}
