@@ -264,11 +264,12 @@ func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
 func (a *aggregator) overflowed() bool { return len(a.over) > 0 }
 
 // choose picks, for each rule that overflowed, the groups to track one by
-// one: every group with a request that met a per-request escalation, even
-// past max, so that no crowd of busier sources can push an allowed secret
-// read into the sweep; then, up to max, those with the most requests in
-// the batch (ties by key, so a retried batch picks the same). It drops
-// every builder of that rule, for readd to rebuild.
+// one: every group with a request that met a per-request escalation to
+// critical, even past max, so that no crowd of busier sources can push an
+// allowed secret read into the sweep; then, up to max, those with a lower
+// escalation, highest first, and those with the most requests in the batch
+// (ties by key, so a retried batch picks the same). It drops every builder
+// of that rule, for readd to rebuild.
 func (a *aggregator) choose() {
 	type cand struct {
 		id  groupID
@@ -299,14 +300,17 @@ func (a *aggregator) choose() {
 			}
 			return cs[i].key < cs[j].key
 		})
-		// Every group with an escalating request is tracked, past max if
-		// need be: its evidence must not go to the sweep however many
-		// busier sources surround it. Only requests the API server let
-		// through escalate that way (an allowed secret read), so a crowd
-		// of them is itself the emergency, not a cost an attacker can
-		// choose.
+		// Every group with a request that escalated to critical is
+		// tracked, past max if need be: its evidence must not go to the
+		// sweep however many busier sources surround it. In the default
+		// rules only what the API server let through escalates to
+		// critical (an allowed secret read, an open exec session, a cut
+		// RBAC write by someone allowed to write RBAC), so a crowd of them
+		// is itself the emergency, not a cost an anonymous client can
+		// choose; lower escalations (a cut line is high) go first within
+		// max, but no further.
 		n := a.max
-		for n < len(cs) && cs[n].sev > 0 {
+		for n < len(cs) && cs[n].sev >= rules.Critical {
 			n++
 		}
 		keep := make(map[groupID]bool, n)
