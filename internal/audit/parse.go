@@ -11,8 +11,8 @@ import (
 
 // DefaultMaxSize is the largest line Parse accepts by default: 1 MiB, the
 // largest log event CloudWatch Logs stores (PutLogEvents: "Each log event can
-// be no larger than 1 MB"; 256 KB until 2025). CloudWatch cuts a longer line
-// and marks it "[Truncated...]" rather than storing it whole.
+// be no larger than 1 MB"; 256 KB until 2025). PutLogEvents refuses a longer
+// event; CloudWatch's agent cuts a longer line and marks it "[Truncated...]".
 const DefaultMaxSize = 1 << 20
 
 // Sentinel errors, for errors.Is. Every error Parse returns wraps exactly one.
@@ -30,8 +30,17 @@ var (
 	ErrNotAudit = errors.New("audit: not an audit.k8s.io event")
 )
 
-// truncatedMarker is what CloudWatch appends to a line it cut.
+// truncatedMarker is what CloudWatch's agent appends to a line it cut.
 const truncatedMarker = "[Truncated...]"
+
+// MarkedTruncated reports whether line ends, white space aside, with the
+// mark CloudWatch's agent appends to a line it cut. An audit line
+// kube-apiserver wrote whole ends with "}", so no client can make one
+// carry the mark. It holds for a line still JSON-escaped too: the mark has
+// no character an encoder escapes.
+func MarkedTruncated(line []byte) bool {
+	return bytes.HasSuffix(bytes.TrimRight(line, " \t\r\n"), []byte(truncatedMarker))
+}
 
 // wireEvent names every JSON field path Parse reads. Fields it does not name
 // are scanned past without being allocated.
@@ -107,7 +116,7 @@ func parse(line []byte, maxSize int, fast bool) (Event, error) {
 	if len(line) > maxSize {
 		return Event{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(line), maxSize)
 	}
-	if bytes.HasSuffix(bytes.TrimRight(line, " \t\r\n"), []byte(truncatedMarker)) {
+	if MarkedTruncated(line) {
 		return Event{}, ErrTruncated
 	}
 	var w wireEvent

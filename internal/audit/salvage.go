@@ -60,7 +60,9 @@ func Salvage(line []byte) (ev Event, ok bool) {
 	prefix = append(prefix, line[:whole]...)
 	prefix = bytes.TrimRight(prefix, " \t\r\n,")
 	prefix = append(prefix, '}')
-	if decodeMembers(prefix, &w) != nil {
+	// A member of the wrong type leaves its field empty; the others are
+	// decoded all the same.
+	if _, err := decodeStd(prefix, &w); err != nil {
 		w = wireEvent{}
 	}
 	if cutKey != "" {
@@ -86,17 +88,6 @@ func Salvage(line []byte) (ev Event, ok bool) {
 	return e, ok
 }
 
-// decodeMembers decodes the whole members of a line into w. A member of
-// the wrong type leaves its field empty rather than failing the rest.
-func decodeMembers(obj []byte, w *wireEvent) error {
-	typeErr, err := decodeStd(obj, w)
-	if err != nil {
-		return err
-	}
-	_ = typeErr // the other fields were decoded; a salvaged line is judged on those
-	return nil
-}
-
 // partialPrefix bounds the start of a cut string that Salvage keeps: far
 // more than a finding shows (detect.StoredValueLen), far less than a padded
 // value.
@@ -114,13 +105,13 @@ func partialString(line []byte, i int) (string, bool) {
 	if len(body) > partialPrefix {
 		body = body[:partialPrefix]
 	}
+	// One buffer for every try: each closes the literal one byte
+	// earlier, overwriting only a byte the later, shorter tries don't read.
+	lit := make([]byte, 0, len(body)+2)
+	lit = append(append(lit, '"'), body...)
 	for cut := len(body); cut >= 0 && cut >= len(body)-6; cut-- {
-		lit := make([]byte, 0, cut+2)
-		lit = append(lit, '"')
-		lit = append(lit, body[:cut]...)
-		lit = append(lit, '"')
 		var s string
-		if json.Unmarshal(lit, &s) == nil {
+		if json.Unmarshal(append(lit[:1+cut], '"'), &s) == nil {
 			return s, true
 		}
 	}

@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -625,7 +624,7 @@ const auditStreamPrefix = "kube-apiserver-audit-"
 // parser's bound, or, from suspectLen up, not being whole JSON.
 func suspect(msg []byte, maxLine int) string {
 	switch {
-	case bytes.HasSuffix(bytes.TrimRight(msg, " \t\r\n"), []byte(truncatedMarker)):
+	case audit.MarkedTruncated(msg):
 		return DamageTruncated
 	case len(msg) > maxLine:
 		return DamageTooLarge
@@ -634,9 +633,6 @@ func suspect(msg []byte, maxLine int) string {
 	}
 	return ""
 }
-
-// truncatedMarker is what CloudWatch's agent appends to a line it cut.
-const truncatedMarker = "[Truncated...]"
 
 func wholeJSON(b []byte) bool {
 	i := jsonscan.SkipSpace(b, 0)
@@ -653,7 +649,7 @@ func (d *Detector) Keep(escaped []byte) bool {
 	if d.rules.Prefilter(escaped) || len(escaped) >= suspectLen {
 		return true
 	}
-	return bytes.HasSuffix(bytes.TrimRight(escaped, " \t\r\n"), []byte(truncatedMarker))
+	return audit.MarkedTruncated(escaped)
 }
 
 func errString(err error) string {
