@@ -294,6 +294,7 @@ var reportValueFields = []rules.Field{rules.FieldReason, rules.FieldCode, rules.
 type reportRow struct {
 	Rule            string              `json:"rule"`
 	SrcIP           *string             `json:"src_ip,omitempty"`
+	SrcNet          *string             `json:"src_net,omitempty"`
 	ClusterName     *string             `json:"cluster_name,omitempty"`
 	User            *string             `json:"user,omitempty"`
 	Groups          *[]string           `json:"groups,omitempty"`
@@ -334,6 +335,8 @@ func (t *reportTable) write(w io.Writer) error {
 			switch f {
 			case rules.FieldSrcIP:
 				row.SrcIP = &g.SrcIP
+			case rules.FieldSrcNet:
+				row.SrcNet = &g.SrcNet
 			case rules.FieldClusterName:
 				row.ClusterName = &g.ClusterName
 			case rules.FieldUser:

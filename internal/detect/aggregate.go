@@ -56,16 +56,25 @@ func GroupKey(rule string, g *Group) string {
 		h := sha256.Sum256([]byte("sweep\x00" + g.ClusterName))
 		return rule + "#*#" + hex.EncodeToString(h[:8])
 	}
-	return groupKey(rule, g.SrcIP, g.ClusterName, g.User, strings.Join(g.Groups, ","), g.UserAgent)
+	return groupKey(rule, g.SrcIP, g.SrcNet, g.ClusterName, g.User, strings.Join(g.Groups, ","), g.UserAgent)
 }
 
-func groupKey(rule, src, cluster, user, groups, agent string) string {
+func groupKey(rule, src, net, cluster, user, groups, agent string) string {
 	h := sha256.New()
 	for _, s := range []string{src, cluster, user, groups, agent} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	return rule + "#" + src + "#" + hex.EncodeToString(h.Sum(nil)[:8])
+	lead := src
+	if net != "" {
+		// Only network groups hash it, so the keys of the groups stored
+		// before src_net existed stay what they were.
+		h.Write([]byte("net\x00" + net))
+		if lead == "" {
+			lead = net
+		}
+	}
+	return rule + "#" + lead + "#" + hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // requestField is the distinct set, internal to a bucket, of the
@@ -153,8 +162,8 @@ func newAggregator(cluster string, max int, report bool) *aggregator {
 // groupID finds a batch's aggregate without hashing: the state key
 // (GroupKey, a SHA-256) is computed once per group, not once per request.
 type groupID struct {
-	rule                              *rules.Rule
-	src, cluster, user, groups, agent string
+	rule                                   *rules.Rule
+	src, net, cluster, user, groups, agent string
 }
 
 func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string) groupID {
@@ -163,6 +172,8 @@ func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string) groupID {
 		switch f {
 		case rules.FieldSrcIP:
 			id.src = ev.SrcIP()
+		case rules.FieldSrcNet:
+			id.net = r.Value(f, ev, cluster)
 		case rules.FieldClusterName:
 			id.cluster = cluster
 		case rules.FieldUser:
@@ -178,11 +189,12 @@ func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string) groupID {
 
 // key is GroupKey of the group id stands for.
 func (id groupID) key() string {
-	return groupKey(id.rule.ID, id.src, id.cluster, id.user, id.groups, id.agent)
+	return groupKey(id.rule.ID, id.src, id.net, id.cluster, id.user, id.groups, id.agent)
 }
 
 type aggBuilder struct {
-	agg Aggregate
+	agg  Aggregate
+	rule *rules.Rule
 	// requests holds the identities of the long-running requests counted,
 	// so that a batch holding both records of one counts it once.
 	requests map[string]struct{}
@@ -207,6 +219,7 @@ type bucketBuilder struct {
 func newBuilder(r *rules.Rule, g Group, report bool) *aggBuilder {
 	ab := &aggBuilder{
 		agg:      Aggregate{Rule: r.ID, Key: GroupKey(r.ID, &g), Group: g, Window: r.Threshold.Window},
+		rule:     r,
 		distinct: r.DistinctFields(),
 		collect:  r.Collect,
 		buckets:  make(map[int64]*bucketBuilder),
@@ -390,10 +403,10 @@ func (ab *aggBuilder) add(ev *audit.Event, marks []int, cluster, request string)
 		bb.marks |= 1 << uint(m)
 	}
 	for _, f := range ab.distinct {
-		bb.distinctSet(string(f)).add(f.Value(ev, cluster))
+		bb.distinctSet(string(f)).add(ab.rule.Value(f, ev, cluster))
 	}
 	for _, f := range ab.collect {
-		v := f.Value(ev, cluster)
+		v := ab.rule.Value(f, ev, cluster)
 		if v == "" {
 			// A damaged line may have lost its agent: unknown, not none.
 			if f == rules.FieldUserAgent && ev.Damage == "" {
@@ -437,7 +450,7 @@ func addValue(m map[string]*valueSet, field, v string, max int) {
 // ev (sorted), not split from id's joined form, since a group name may hold
 // a comma.
 func (id groupID) group(ev *audit.Event) Group {
-	g := Group{SrcIP: id.src, ClusterName: id.cluster, User: id.user, UserAgent: id.agent}
+	g := Group{SrcIP: id.src, SrcNet: id.net, ClusterName: id.cluster, User: id.user, UserAgent: id.agent}
 	if id.groups != "" {
 		g.Groups = append([]string(nil), ev.User.Groups...)
 		sort.Strings(g.Groups)

@@ -58,6 +58,7 @@ func TestBadEventTimes(t *testing.T) {
 			name:   "ingestion time stands in",
 			ingest: cloudwatch,
 			want: []brief{
+				{"anonymous-network-rotation", "", "low", 4},
 				{"eks-cluster-scan", "203.0.113.10", "low", 1},
 				{"eks-cluster-scan", "203.0.113.11", "low", 1},
 				{"eks-cluster-scan", "203.0.113.12", "low", 1},
@@ -70,6 +71,8 @@ func TestBadEventTimes(t *testing.T) {
 			// which is in range.
 			name:   "ingestion time zero",
 			ingest: 0,
+			// .10 and .11 are in 1970, so 203.0.113.0/24 has two
+			// addresses in each hour: no rotation.
 			want: []brief{
 				{"eks-cluster-scan", "203.0.113.10", "low", 1},
 				{"eks-cluster-scan", "203.0.113.11", "low", 1},
@@ -106,6 +109,7 @@ func TestBadEventTimes(t *testing.T) {
 			ingest:    cloudwatch,
 			maxGroups: 1,
 			want: []brief{
+				{"anonymous-network-rotation", "", "low", 4},
 				{"eks-cluster-scan", "", "low", 3},
 				{"eks-cluster-scan", "203.0.113.10", "low", 1},
 			},
@@ -156,12 +160,13 @@ func TestBadEventTimes(t *testing.T) {
 				t.Errorf("skipped (-want +got):\n%s", diff)
 			}
 			// eks-cluster-scan, unauthenticated-403-burst,
-			// anonymous-enumeration, anonymous-slow-scan and the three
-			// cluster-wide campaign rules; only the first fires on one
-			// request.
-			if res.Parsed != tt.parsed || res.Matched != 7*tt.parsed || res.Published != len(tt.want) {
+			// anonymous-enumeration, anonymous-slow-scan, the three
+			// cluster-wide campaign rules and anonymous-network-rotation;
+			// only the first fires on one request, and the last on the
+			// three or more addresses of 203.0.113.0/24.
+			if res.Parsed != tt.parsed || res.Matched != 8*tt.parsed || res.Published != len(tt.want) {
 				t.Errorf("parsed %d, matched %d, published %d; want %d, %d, %d",
-					res.Parsed, res.Matched, res.Published, tt.parsed, 7*tt.parsed, len(tt.want))
+					res.Parsed, res.Matched, res.Published, tt.parsed, 8*tt.parsed, len(tt.want))
 			}
 			if n := strings.Count(logs.String(), "reason="+detect.SkipBadTime); n != tt.skipped[detect.SkipBadTime] {
 				t.Errorf("%d bad_time warnings, want %d:\n%s", n, tt.skipped[detect.SkipBadTime], logs.String())

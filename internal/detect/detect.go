@@ -35,7 +35,10 @@ func BucketWidthFor(w time.Duration) time.Duration {
 // Group is the value of a rule's group_by fields for one request. Fields the
 // rule does not group by are empty.
 type Group struct {
-	SrcIP       string   `json:"src_ip,omitempty"`
+	SrcIP string `json:"src_ip,omitempty"`
+	// SrcNet is the network of the source (rules.FieldSrcNet), for a rule
+	// that groups by it.
+	SrcNet      string   `json:"src_net,omitempty"`
 	ClusterName string   `json:"cluster_name,omitempty"`
 	User        string   `json:"user,omitempty"`
 	Groups      []string `json:"groups,omitempty"`

@@ -346,6 +346,7 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 		MITRE:       r.MITRE,
 		ClusterName: a.Group.ClusterName,
 		SrcIP:       a.Group.SrcIP,
+		SrcNet:      a.Group.SrcNet,
 		User:        a.Group.User,
 		Groups:      a.Group.Groups,
 		UserAgent:   a.Group.UserAgent,
@@ -355,8 +356,11 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 		FirstSeen:   s.first,
 		LastSeen:    s.last,
 	}
-	if f.SrcIP != "" {
+	switch {
+	case f.SrcIP != "":
 		f.IPClass = enrich.IPClass(f.SrcIP)
+	case f.SrcNet != "":
+		f.IPClass = enrich.IPClass(strings.SplitN(f.SrcNet, "/", 2)[0])
 	}
 	// Display values over the window that ends at the evaluated bucket.
 	lo := at.Add(-WindowSpan(r.Threshold.Window)) // at is a bucket's start
@@ -438,6 +442,15 @@ func summary(r *rules.Rule, f *Finding, why []string) string {
 		fmt.Fprintf(&b, " from %s%d %s, a sweep from more sources than are counted one by one", at, n, plural(int64(n), "address", "addresses"))
 	} else if f.SrcIP != "" {
 		fmt.Fprintf(&b, " from %s (%s)", f.SrcIP, f.IPClass)
+	} else if f.SrcNet != "" {
+		if n, ok := f.Distinct[string(rules.FieldSrcIP)]; ok {
+			at := ""
+			if slices.Contains(f.DistinctSaturated, string(rules.FieldSrcIP)) {
+				at = "at least "
+			}
+			fmt.Fprintf(&b, " from %s%d %s", at, n, plural(int64(n), "address", "addresses"))
+		}
+		fmt.Fprintf(&b, " in network %s (%s)", f.SrcNet, f.IPClass)
 	} else if f.User != "" {
 		fmt.Fprintf(&b, " by %s", f.User)
 	}

@@ -24,7 +24,11 @@ type Finding struct {
 	// SrcIP, and Distinct["src_ip"] counts the addresses.
 	Sweep bool `json:"sweep,omitempty"`
 	// SrcIP is the connection's address, the last entry of sourceIPs.
-	SrcIP   string `json:"src_ip,omitempty"`
+	SrcIP string `json:"src_ip,omitempty"`
+	// SrcNet is the network the finding's sources are in, for a rule that
+	// groups by network (rules.FieldSrcNet): rotation within it is one
+	// source.
+	SrcNet  string `json:"src_net,omitempty"`
 	IPClass string `json:"ip_class,omitempty"`
 	// ForwardedFor holds the earlier sourceIPs entries: claims made by the
 	// client (X-Forwarded-For, X-Real-IP), never verified.

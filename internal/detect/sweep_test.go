@@ -68,8 +68,9 @@ func sweepDetector(t *testing.T, max int, pub detect.Publisher) *detect.Detector
 func TestMaxGroups(t *testing.T) {
 	// The probes match these default rules, each grouping by src_ip.
 	probeRules := []string{"anonymous-enumeration", "anonymous-slow-scan", "eks-cluster-scan", "unauthenticated-403-burst"}
-	// The campaign rules match every probe too, with one group a cluster.
-	const clusterRules = 3
+	// The campaign rules match every probe too, with one group a cluster,
+	// and so does anonymous-network-rotation, with one group a network.
+	const clusterRules = 4
 	tests := []struct {
 		name        string
 		max         int

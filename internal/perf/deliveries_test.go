@@ -130,8 +130,8 @@ var deliveries = []delivery{
 		lines:      floodOneSource,
 		eventLimit: asyncInvokeLimit,
 		async:      true,
-		aggregates: 7, // 4 per-source rules, 3 per-cluster campaign rules
-		findings:   6, // all but anonymous-campaign, which needs 20 sources
+		aggregates: 8, // 4 per-source rules, 3 per-cluster campaign rules, 1 per-network rule
+		findings:   6, // all but anonymous-campaign (20 sources) and anonymous-network-rotation (3)
 	},
 	{
 		name:       "flood-distributed",
@@ -139,8 +139,12 @@ var deliveries = []delivery{
 		lines:      floodDistributed,
 		eventLimit: asyncInvokeLimit,
 		async:      true,
-		aggregates: 807, // 4 per-source rules × (200 + a sweep), 3 per-cluster rules
-		findings:   207, // 200 sources of eks-cluster-scan (threshold 1), 4 sweeps, 3 campaigns
+		// 4 per-source rules × (200 + a sweep), 3 per-cluster rules, and
+		// anonymous-network-rotation's 58 /24s of 14,782 addresses.
+		aggregates: 865,
+		// 200 sources of eks-cluster-scan (threshold 1), 4 sweeps, 3
+		// campaigns, 58 networks.
+		findings: 265,
 	},
 	{
 		name:       "flood-distributed-2000",
@@ -149,8 +153,8 @@ var deliveries = []delivery{
 		fixed:      2000,
 		eventLimit: asyncInvokeLimit,
 		async:      true,
-		aggregates: 807,
-		findings:   207,
+		aggregates: 815, // 8 /24s
+		findings:   215,
 	},
 	{
 		name:       "max-size-events",

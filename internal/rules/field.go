@@ -11,7 +11,7 @@ import (
 
 // fields lists every Field in the order documentation prints them.
 var fields = []Field{
-	FieldSrcIP, FieldClusterName, FieldUser, FieldGroups, FieldUserAgent,
+	FieldSrcIP, FieldSrcNet, FieldClusterName, FieldUser, FieldGroups, FieldUserAgent,
 	FieldPath, FieldRequestURI, FieldVerb, FieldCode, FieldReason,
 	FieldResource, FieldNamespace, FieldName, FieldDecisionReason,
 	FieldAuditID, FieldDamage,
@@ -33,7 +33,7 @@ func ParseField(name string) (Field, error) {
 // exactly these fields, so grouping by another one could not be stored.
 func (f Field) Groupable() bool {
 	switch f {
-	case FieldSrcIP, FieldClusterName, FieldUser, FieldGroups, FieldUserAgent:
+	case FieldSrcIP, FieldSrcNet, FieldClusterName, FieldUser, FieldGroups, FieldUserAgent:
 		return true
 	}
 	return false
@@ -42,11 +42,14 @@ func (f Field) Groupable() bool {
 // Value returns f's value for ev in cluster, as findings group, count and
 // display it: groups sorted and joined with ",", code in decimal or "" when
 // the event has none, src_ip the connection's address or "" when invalid.
+// src_net is masked to DefaultNetwork; Rule.Value masks it to the rule's.
 // An unknown field yields "".
 func (f Field) Value(ev *audit.Event, cluster string) string {
 	switch f {
 	case FieldSrcIP:
 		return ev.SrcIP()
+	case FieldSrcNet:
+		return DefaultNetwork.Of(ev.SrcIP())
 	case FieldClusterName:
 		return cluster
 	case FieldUser:

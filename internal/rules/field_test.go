@@ -68,7 +68,7 @@ func TestParseField(t *testing.T) {
 			groupable = append(groupable, f)
 		}
 	}
-	if diff := cmp.Diff([]Field{FieldSrcIP, FieldClusterName, FieldUser, FieldGroups, FieldUserAgent}, groupable); diff != "" {
+	if diff := cmp.Diff([]Field{FieldSrcIP, FieldSrcNet, FieldClusterName, FieldUser, FieldGroups, FieldUserAgent}, groupable); diff != "" {
 		t.Errorf("groupable fields (-want +got):\n%s", diff)
 	}
 }

@@ -42,7 +42,8 @@ var (
 //	    requires_any: [system:anonymous]  # pre-filter literals; omit to parse every line
 //	    match: anonymous && verb == "list" && resource == "pods"  # CEL, bool
 //	    exclude: is_health_path     # CEL, bool, optional
-//	    group_by: [src_ip, cluster_name]  # src_ip, cluster_name, user, groups, user_agent
+//	    group_by: [src_ip, cluster_name]  # src_ip, src_net, cluster_name, user, groups, user_agent
+//	    network: {ipv4: 24, ipv6: 64}     # src_net's prefixes, /8../32 and /16../128; default 24 and 64
 //	    collect: [code, request_uri]      # any Field
 //	    threshold: {count: 1, window: 1h} # or distinct: {FIELD: N}; window whole minutes, 1m..24h, whole hours past 2h
 //	    suppress: 6h                # (0, 168h]; default: the window
@@ -69,6 +70,13 @@ type ruleDoc struct {
 	Threshold   *thresholdDoc   `json:"threshold"`
 	Suppress    string          `json:"suppress"`
 	Escalate    []escalationDoc `json:"escalate"`
+	Network     *networkDoc     `json:"network"`
+}
+
+// networkDoc leaves out what the rule keeps at DefaultNetwork.
+type networkDoc struct {
+	IPv4 *int `json:"ipv4"`
+	IPv6 *int `json:"ipv6"`
 }
 
 type thresholdDoc struct {
@@ -229,7 +237,19 @@ func buildRule(env *cel.Env, raw json.RawMessage) (*Rule, error) {
 	}
 	for _, f := range r.GroupBy {
 		if !f.Groupable() {
-			return nil, fmt.Errorf("group_by: cannot group by %q (want src_ip, cluster_name, user, groups or user_agent)", f)
+			return nil, fmt.Errorf("group_by: cannot group by %q (want src_ip, src_net, cluster_name, user, groups or user_agent)", f)
+		}
+	}
+	r.Network = DefaultNetwork
+	if n := d.Network; n != nil {
+		if n.IPv4 != nil {
+			r.Network.IPv4 = *n.IPv4
+		}
+		if n.IPv6 != nil {
+			r.Network.IPv6 = *n.IPv6
+		}
+		if err := r.Network.check(); err != nil {
+			return nil, fmt.Errorf("network: %v", err)
 		}
 	}
 	if r.Collect, err = parseFields(d.Collect); err != nil {

@@ -295,6 +295,7 @@ func TestLoadDecodesRule(t *testing.T) {
 			{Severity: High, Distinct: FieldPath, DistinctN: 50},
 			{Severity: Critical, When: "code == 200"},
 		},
+		Network: DefaultNetwork,
 	}}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Rule{})); diff != "" {
 		t.Errorf("Rules() (-want +got):\n%s", diff)

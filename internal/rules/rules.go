@@ -39,7 +39,12 @@ type Field string
 
 // Fields known to rules.
 const (
-	FieldSrcIP       Field = "src_ip"
+	FieldSrcIP Field = "src_ip"
+	// FieldSrcNet is the network of src_ip: the address masked to the
+	// rule's network prefix (Rule.Network), such as 203.0.113.0/24 or
+	// 2001:db8:1:2::/64, so that rotation within one network counts as one
+	// source.
+	FieldSrcNet      Field = "src_net"
 	FieldClusterName Field = "cluster_name"
 	FieldUser        Field = "user"
 	FieldGroups      Field = "groups" // sorted, joined with ","
@@ -80,6 +85,8 @@ type Rule struct {
 	Suppress time.Duration
 	// Escalate raises the severity when a condition holds over the window.
 	Escalate []Escalation
+	// Network is the prefix length src_net masks addresses to.
+	Network Network
 	// RequiresAny lists literal strings of which at least one appears in
 	// every raw audit line this rule can match. Empty means no pre-filter.
 	RequiresAny []string

@@ -33,7 +33,7 @@ type pantherCase struct {
 // "report" an event when a matching rule's threshold is met by one event
 // (count 1); the test computes that and checks the stated agreement.
 func TestPantherCases(t *testing.T) {
-	anonScan := map[string][]int{"eks-cluster-scan": {}, "anonymous-enumeration": {}, "anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {}}
+	anonScan := map[string][]int{"eks-cluster-scan": {}, "anonymous-enumeration": {}, "anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {}, "anonymous-network-rotation": {}}
 	tests := []struct {
 		name    string
 		skipped error            // why the detector drops the line before matching
@@ -43,7 +43,7 @@ func TestPantherCases(t *testing.T) {
 	}{
 		{name: "Anonymous API Access", agree: true,
 			want: map[string][]int{"eks-cluster-scan": {}, "anonymous-enumeration": {}, "anonymous-request-allowed": {},
-				"anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {}}},
+				"anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {}, "anonymous-network-rotation": {}}},
 		{name: "Non-Anonymous API Access", agree: true, want: map[string][]int{}},
 		// /version is allowed by the default system:public-info-viewer
 		// binding, so anonymous-request-allowed stays quiet; the scanner
@@ -57,10 +57,10 @@ func TestPantherCases(t *testing.T) {
 				"the source's address class is enrichment on findings, not a trigger"},
 		{name: "Anonymous API Access Web Scanner Denied", agree: true,
 			want: map[string][]int{"eks-cluster-scan": {}, "anonymous-enumeration": {}, "unauthenticated-403-burst": {},
-				"anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {}, "unauthenticated-refusal-campaign": {}}},
+				"anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {}, "anonymous-network-rotation": {}, "unauthenticated-refusal-campaign": {}}},
 		{name: "EKS Anonymous API Access", agree: true,
 			want: map[string][]int{"eks-cluster-scan": {}, "anonymous-enumeration": {}, "anonymous-request-allowed": {},
-				"anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {}}},
+				"anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {}, "anonymous-network-rotation": {}}},
 		{name: "AKS Anonymous API Access", skipped: audit.ErrNotAudit, agree: false,
 			why: "an Azure Monitor record with the audit event inside properties.log: anonwatch reads EKS audit logs only"},
 		{name: "GCP GKE Anonymous API Access", skipped: audit.ErrNotAudit, agree: false,
@@ -179,7 +179,7 @@ func TestOtherThirdPartyEvents(t *testing.T) {
 			source: "falcosecurity/falco @ 7cac45e: test/trace_files/k8s_audit/anonymous_creates_namespace_foo.json",
 			want: map[string][]int{
 				"eks-cluster-scan": {}, "anonymous-enumeration": {}, "anonymous-request-allowed": {0},
-				"anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {},
+				"anonymous-campaign": {}, "anonymous-path-campaign": {}, "anonymous-slow-scan": {}, "anonymous-network-rotation": {},
 			},
 		},
 		{
