@@ -121,7 +121,7 @@ func chatDescription(v view, c caps) string {
 	if v.ip != "" {
 		facts = append(facts, fmt.Sprintf("*Source:* %s (%s), the connection's own address", cmd(v.ip), v.ipClass))
 	} else if v.sweep != "" {
-		facts = append(facts, "*Source:* "+v.sweep+", "+sweepNote)
+		facts = append(facts, "*Source:* "+v.sweep+", "+v.note)
 	} else {
 		facts = append(facts, "*Source:* unknown")
 	}

@@ -97,7 +97,7 @@ func emailBody(v view, c caps) string {
 	case v.ip != "":
 		source = v.ip + " (" + v.ipClass + "), the connection's own address, which the client cannot choose"
 	case v.sweep != "":
-		source = v.sweep + ", " + sweepNote
+		source = v.sweep + ", " + v.note
 	}
 	rows := [][2]string{
 		{"Severity", v.severity},

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -25,12 +26,15 @@ type view struct {
 	cluster  string
 	logGroup string
 	ip       string // canonical, or ""
+	network  string // canonical CIDR of a network group, or ""
 	ipClass  string
 	uaClass  string
 	id       string
-	// sweep describes the sources of a sweep finding, e.g. "at least 128
-	// addresses", built from counts only; "" for any other finding.
-	sweep string
+	// sweep describes the sources of a sweep or network finding, e.g. "at
+	// least 128 addresses", built from counts and the network only; ""
+	// for any other finding. note says how they were counted, and tag
+	// names the kind in a word.
+	sweep, note, tag string
 }
 
 const unknownCluster = "CLUSTER"
@@ -42,6 +46,7 @@ func newView(f *detect.Finding) view {
 		rule:     token(f.Rule, 64, idByte),
 		cluster:  token(f.ClusterName, 100, nameByte),
 		ip:       address(f.SrcIP),
+		network:  network(f.SrcNet),
 		id:       token(f.ID, 128, idByte),
 	}
 	if v.rule == "" {
@@ -65,6 +70,21 @@ func newView(f *detect.Finding) view {
 	if v.ipClass == "" {
 		v.ipClass = enrich.IPClass(v.ip)
 	}
+	if v.network != "" && v.ip == "" {
+		// A network group: its addresses, counted, and the network.
+		v.sweep, v.note, v.tag = "network "+v.network, networkNote, "network"
+		if n, ok := f.Distinct["src_ip"]; ok {
+			at := ""
+			if slices.Contains(f.DistinctSaturated, "src_ip") {
+				at = "at least "
+			}
+			word := "addresses"
+			if n == 1 {
+				word = "address"
+			}
+			v.sweep = fmt.Sprintf("%s%d %s in network %s", at, n, word, v.network)
+		}
+	}
 	if f.Sweep {
 		v.ip = ""
 		n, atLeast := f.SweepAddresses()
@@ -76,6 +96,7 @@ func newView(f *detect.Finding) view {
 		if n == 1 {
 			v.sweep = at + "1 address"
 		}
+		v.note, v.tag = sweepNote, "sweep"
 	}
 	v.uaClass = token(f.UAClass, 20, idByte)
 	if v.uaClass == "" {
@@ -124,7 +145,7 @@ func (v view) window() string { return line(v.f.Window, 32) }
 // with. It holds no value an attacker chose.
 func (v view) summary() string {
 	class := ""
-	if v.ip != "" {
+	if v.ip != "" || v.network != "" {
 		class = " (" + v.ipClass + ")"
 	}
 	return fmt.Sprintf("%s: %s on %s from %s%s, %d %s in %s",
@@ -190,6 +211,8 @@ const maxLists = 24
 
 // sweepNote explains a sweep finding's source wherever it is named.
 const sweepNote = "counted together: the delivery held more sources than anonwatch counts one by one (it does so for the busiest), so the rest share one count; Source addresses lists a sample"
+
+const networkNote = "counted together: one network's addresses are one source, so that rotating through them does not split the count; Source addresses lists a sample"
 
 const unverifiedNote = "UNVERIFIED: sent by the client in X-Forwarded-For or X-Real-IP; anyone can claim any address there"
 

@@ -223,6 +223,7 @@ func bounded(f *detect.Finding, c caps) *detect.Finding {
 	g.ClusterName = str(f.ClusterName, maxIDLen)
 	g.LogGroup = str(f.LogGroup, maxIDLen)
 	g.SrcIP = str(f.SrcIP, maxIDLen)
+	g.SrcNet = str(f.SrcNet, maxIDLen)
 	g.IPClass = str(f.IPClass, maxIDLen)
 	g.ForwardedFor = strs(f.ForwardedFor, c.values, c.runes)
 	g.User = str(f.User, c.runes)

@@ -81,7 +81,7 @@ func slackBlocks(v view, c caps) ([]byte, error) {
 	case v.ip != "":
 		source = cmd(v.ip) + " (" + v.ipClass + ")"
 	case v.sweep != "":
-		source = v.sweep + " (sweep)"
+		source = v.sweep + " (" + v.tag + ")"
 	}
 	fields := []slackText{
 		mrkdwn("*Severity*\n" + severityEmoji(v.severity) + " " + v.severity),

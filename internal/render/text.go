@@ -211,6 +211,15 @@ func address(ip string) string {
 	return a.Unmap().WithZone("").String()
 }
 
+// network returns p in canonical CIDR form, or "" when it is not a prefix.
+func network(p string) string {
+	n, err := netip.ParsePrefix(p)
+	if err != nil {
+		return ""
+	}
+	return n.Masked().String()
+}
+
 // utf16Len counts UTF-16 code units. Slack's length limits are in
 // characters; counting code units never undercounts them.
 func utf16Len(s string) int {
