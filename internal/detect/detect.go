@@ -170,6 +170,26 @@ type Claim struct {
 	Severity  rules.Severity
 }
 
+// Grant is State.Claim's answer.
+type Grant struct {
+	// OK grants the claim.
+	OK bool
+	// Sent is the highest severity recorded as sent for (Key, Period)
+	// before the claim, 0 when none was: a granted claim above a Sent
+	// severity is a rise, which always goes out on its own.
+	Sent rules.Severity
+}
+
+// Draw asks for one of the Limit findings that a notification budget
+// (Key, Period) lets through one by one.
+type Draw struct {
+	Key       string // the budget's key: cluster and rule (BudgetKey)
+	Period    time.Time
+	PeriodEnd time.Time // when the record stops mattering
+	Limit     int
+	FindingID string
+}
+
 // State is the rolling per-group state.
 type State interface {
 	// Apply merges each bucket of aggs into the state at most once per
@@ -178,20 +198,26 @@ type State interface {
 	// per aggregate, in the same order, read after the merges: of two
 	// concurrent calls, the one that returns last sees the other's buckets.
 	Apply(ctx context.Context, batch string, aggs []Aggregate) ([]Window, error)
-	// Claim reserves the right to publish c. It reports false when a
-	// finding of c.Severity or higher was sent for (c.Key, c.Period), or
-	// another batch holds a live claim on (c.Key, c.Period) of c.Severity or
-	// higher (a lease has expired when now >= granted + lease, by the wall
-	// clock). A pending claim of a lower severity does not block a higher
-	// one: both findings are then sent, the lower one first or not. A claim
-	// by the same batch is granted again, so a retried batch re-publishes a
-	// finding whose publish or MarkSent had failed: the one window in which a
-	// finding can be delivered twice, with the same ID.
-	Claim(ctx context.Context, c Claim) (bool, error)
+	// Claim reserves the right to publish c. It refuses when a finding of
+	// c.Severity or higher was sent for (c.Key, c.Period), or another batch
+	// holds a live claim on (c.Key, c.Period) of c.Severity or higher (a
+	// lease has expired when now >= granted + lease, by the wall clock). A
+	// pending claim of a lower severity does not block a higher one: both
+	// findings are then sent, the lower one first or not. A claim by the
+	// same batch is granted again, so a retried batch re-publishes a
+	// finding whose publish or MarkSent had failed: the one window in which
+	// a finding can be delivered twice, with the same ID.
+	Claim(ctx context.Context, c Claim) (Grant, error)
 	// MarkSent records that c was published: the period's sent severity
 	// becomes the higher of the recorded one and c.Severity, and c.Batch's
 	// claim, if it still holds it, is released.
 	MarkSent(ctx context.Context, c Claim) error
+	// Spend grants d when d.FindingID holds one of the budget's places
+	// already or fewer than d.Limit are taken, and then takes one for it.
+	// It is exact under concurrency: however many callers race, at most
+	// Limit findings hold places in (d.Key, d.Period), and asking again
+	// for the same finding gives the same answer once it was granted.
+	Spend(ctx context.Context, d Draw) (bool, error)
 }
 
 // Publisher delivers findings to people and machines.

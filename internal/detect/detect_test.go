@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,11 +45,22 @@ type brief struct {
 	Count                 int64
 }
 
+// briefs sums up fs sorted by rule, address, severity and count: the
+// detector publishes a batch's findings most severe first, which the
+// tests do not pin down.
 func briefs(fs []*detect.Finding) []brief {
 	var out []brief
 	for _, f := range fs {
 		out = append(out, brief{f.Rule, f.SrcIP, f.Severity, f.Count})
 	}
+	slices.SortStableFunc(out, func(x, y brief) int {
+		for _, c := range []int{strings.Compare(x.Rule, y.Rule), strings.Compare(x.SrcIP, y.SrcIP), strings.Compare(x.Severity, y.Severity)} {
+			if c != 0 {
+				return c
+			}
+		}
+		return int(x.Count - y.Count)
+	})
 	return out
 }
 

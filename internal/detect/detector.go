@@ -34,6 +34,11 @@ type Config struct {
 	// rule's sweep group (Group.Sweep). 0 means DefaultMaxGroups; a
 	// negative value means no bound, for whole-input reports.
 	MaxGroups int
+	// Held, when set, is called with each finding a notification budget
+	// held back, once it counts in its digest: a retried batch may call it
+	// again for the same finding. The function logs them, so that every
+	// finding is on record somewhere.
+	Held func(context.Context, *Finding)
 }
 
 // DefaultMaxGroups bounds the work a batch costs. Each group costs state
@@ -57,6 +62,7 @@ type Detector struct {
 	log       *slog.Logger
 	maxLine   int
 	maxGroups int
+	held      func(context.Context, *Finding)
 }
 
 // New returns a Detector for cfg.
@@ -72,6 +78,7 @@ func New(cfg Config) (*Detector, error) {
 		log:       cfg.Logger,
 		maxLine:   cfg.MaxLine,
 		maxGroups: cfg.MaxGroups,
+		held:      cfg.Held,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -103,30 +110,48 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 	if err != nil {
 		return res, fmt.Errorf("apply batch %s: %w", res.Batch, err)
 	}
-	var errs []error
+	var dues []due
 	for i := range aggs {
-		for _, due := range d.evaluate(&aggs[i], &wins[i], res.Batch, b.LogGroup) {
-			res.Due++
-			f, c := due.finding, due.claim
-			granted, err := d.state.Claim(ctx, c)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("claim %s: %w", c.Key, err))
-				continue
-			}
-			if !granted {
-				res.Suppressed++
-				continue
-			}
-			if err := d.pub.Publish(ctx, f); err != nil {
-				errs = append(errs, err) // the publisher names the finding and topic
-				continue
-			}
-			if err := d.state.MarkSent(ctx, c); err != nil {
-				errs = append(errs, fmt.Errorf("mark finding %s sent: %w", f.ID, err))
-				continue
-			}
-			res.Published++
+		dues = append(dues, d.evaluate(&aggs[i], &wins[i], res.Batch, b.LogGroup)...)
+	}
+	// The most severe first: when a budget runs out in this batch, the
+	// findings it holds back are the least severe.
+	slices.SortStableFunc(dues, func(x, y due) int { return int(y.claim.Severity) - int(x.claim.Severity) })
+	var (
+		errs []error
+		held []due
+	)
+	for _, du := range dues {
+		res.Due++
+		f, c := du.finding, du.claim
+		g, err := d.state.Claim(ctx, c)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("claim %s: %w", c.Key, err))
+			continue
 		}
+		if !g.OK {
+			res.Suppressed++
+			continue
+		}
+		if ok, err := d.spend(ctx, &du, g, b.Cluster); err != nil {
+			errs = append(errs, err)
+			continue
+		} else if !ok {
+			held = append(held, du)
+			continue
+		}
+		if err := d.pub.Publish(ctx, f); err != nil {
+			errs = append(errs, err) // the publisher names the finding and topic
+			continue
+		}
+		if err := d.state.MarkSent(ctx, c); err != nil {
+			errs = append(errs, fmt.Errorf("mark finding %s sent: %w", f.ID, err))
+			continue
+		}
+		res.Published++
+	}
+	if len(held) > 0 {
+		errs = append(errs, d.hold(ctx, held, batchInfo{res.Batch, b.Cluster, b.LogGroup}, &res)...)
 	}
 	return res, errors.Join(errs...)
 }
@@ -261,6 +286,7 @@ func severity(r *rules.Rule, sweep bool, meets func(count int64, field rules.Fie
 type due struct {
 	finding *Finding
 	claim   Claim
+	at      time.Time // the start of the window's last bucket
 }
 
 // evaluate finds the findings the group's windows hold after the batch a
@@ -332,7 +358,7 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []d
 			FindingID: f.ID,
 			Batch:     batch,
 			Severity:  bst.sev,
-		}})
+		}, at})
 	}
 	return out
 }

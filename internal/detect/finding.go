@@ -50,6 +50,24 @@ type Finding struct {
 	Values          map[string][]string `json:"values,omitempty"`
 	ValuesTruncated bool                `json:"values_truncated,omitempty"`
 	Summary         string              `json:"summary"`
+	// Digest, when set, makes the finding a digest: the findings of Rule
+	// on ClusterName that the rule's notification budget held back in one
+	// period, summed up. Count is then the findings held, Distinct and
+	// Values count and sample their sources (src_ip) and networks
+	// (src_net), and Severity is the highest of them.
+	Digest *Digest `json:"digest,omitempty"`
+}
+
+// Digest says which budget a digest finding sums up.
+type Digest struct {
+	// Held is the number of findings held back so far in the period. A
+	// digest goes out when it reaches 1, 10, 100, …, so a later digest of
+	// the same period may report more.
+	Held   int64 `json:"held"`
+	Budget int   `json:"budget"` // the findings the period sends one by one
+	// PeriodStart and PeriodEnd bound the period, in event time.
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
 }
 
 // SweepAddresses returns the number of addresses a sweep finding covers,

@@ -48,7 +48,11 @@ type Result struct {
 	EvalErrors int64 `json:"eval_errors,omitempty"`
 	Due        int   `json:"due"`        // findings whose threshold holds
 	Suppressed int   `json:"suppressed"` // due, but claimed or sent already
-	Published  int   `json:"published"`
+	Published  int   `json:"published"`  // findings and digests
+	// Held counts the findings a rule's notification budget held back and
+	// rolled into a digest, and Digests the digests published.
+	Held    int `json:"held,omitempty"`
+	Digests int `json:"digests,omitempty"`
 }
 
 // SkippedTotal returns the number of skipped lines over all reasons.

@@ -462,7 +462,7 @@ func TestClaim(t *testing.T) {
 			client, st := newStubClient(t, func(int, string, map[string]any) (int, string) { return tc.status, tc.body })
 			s := New(client, "state", clock, WithLease(time.Minute))
 			got, err := s.Claim(context.Background(), testClaim())
-			if got != tc.want || (err != nil) != tc.wantErr {
+			if got.OK != tc.want || (err != nil) != tc.wantErr {
 				t.Fatalf("Claim = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
 			}
 			if err != nil && !strings.Contains(err.Error(), "probe#203.0.113.7") {

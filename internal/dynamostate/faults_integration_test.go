@@ -58,11 +58,11 @@ func invoke(ctx context.Context, st detect.State, pub *publisher, batch string, 
 			Key: w.Key, FindingID: batch + "/" + w.Key, Batch: batch, Severity: rules.Medium,
 			Period: period, PeriodEnd: period.Add(time.Hour),
 		}
-		ok, err := st.Claim(ctx, c)
+		g, err := st.Claim(ctx, c)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		if !g.OK {
 			continue
 		}
 		pub.publish(c.FindingID)

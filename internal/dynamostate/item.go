@@ -40,9 +40,11 @@ const (
 	attrClaimFinding  = "claim_finding"
 	attrClaimSeverity = "claim_severity"
 	attrClaimUntil    = "claim_until_ns"
+	attrPlaces        = "places"
 
 	skNotify    = "n#"
 	skBucket    = "b#"
+	skBudget    = "g#"
 	skTimeFmt   = "2006-01-02T15:04:05Z"
 	skShardFmt  = "%03d"
 	skHighGuard = "#~" // sorts after every "#<shard>" suffix

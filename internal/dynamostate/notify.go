@@ -8,6 +8,7 @@ import (
 
 	"github.com/anonwatch/anonwatch/internal/detect"
 	"github.com/anonwatch/anonwatch/internal/memstate"
+	"github.com/anonwatch/anonwatch/internal/rules"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -17,9 +18,9 @@ import (
 // (c.Key, c.Period) or another batch holds a live claim there of c.Severity
 // or higher, with one conditional UpdateItem; a failed condition is a
 // refusal, not an error.
-func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
+func (s *State) Claim(ctx context.Context, c detect.Claim) (detect.Grant, error) {
 	if err := memstate.CheckClaim(c); err != nil {
-		return false, err
+		return detect.Grant{}, err
 	}
 	now := s.now()
 	until := now.Add(s.lease)
@@ -36,8 +37,52 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 	cond := fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s) AND (attribute_not_exists(%s) OR %s = %s OR %s <= %s OR %s < %s)",
 		sev, sev, level,
 		cb, cb, batch, cu, e.value(attrN(unixNanos(now))), cs, level)
-	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
+	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
 		Key:                       itemKey(c.Key, notifySK(c.Period)),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
+		// The severity sent before: whether this claim is a rise.
+		ReturnValues: types.ReturnValueAllOld,
+	})
+	var failed *types.ConditionalCheckFailedException
+	switch {
+	case err == nil:
+		g := detect.Grant{OK: true}
+		if v, ok := out.Attributes[attrSeverity]; ok {
+			n, err := number(v)
+			if err != nil {
+				return detect.Grant{}, fmt.Errorf("claim %s key %q: stored severity: %v", s.table, c.Key, err)
+			}
+			g.Sent = rules.Severity(n)
+		}
+		return g, nil
+	case errors.As(err, &failed):
+		return detect.Grant{}, nil
+	default:
+		return detect.Grant{}, fmt.Errorf("claim %s key %q: %w", s.table, c.Key, err)
+	}
+}
+
+// Spend takes one of d.Limit places in the budget item of (d.Key,
+// d.Period) for d.FindingID with one conditional UpdateItem: the places are
+// a string set of finding IDs, added to only while it is smaller than the
+// limit or already holds the ID, so concurrent writers can never take more
+// than d.Limit and a retry of a granted finding is granted again.
+func (s *State) Spend(ctx context.Context, d detect.Draw) (bool, error) {
+	if err := memstate.CheckDraw(d); err != nil {
+		return false, err
+	}
+	e := newExpr()
+	places, id := e.name(attrPlaces), e.value(attrS(d.FindingID))
+	update := fmt.Sprintf("ADD %s %s SET %s = %s",
+		places, e.value(attrSS([]string{d.FindingID})),
+		e.name(TTLAttribute), e.value(attrN(expiry(d.PeriodEnd, s.now()))))
+	cond := fmt.Sprintf("attribute_not_exists(%s) OR contains(%s, %s) OR size(%s) < %s",
+		places, places, id, places, e.value(attrNum(d.Limit)))
+	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
+		Key:                       itemKey(d.Key, skBudget+d.Period.UTC().Format(skTimeFmt)),
 		UpdateExpression:          aws.String(update),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  e.names,
@@ -50,7 +95,7 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
 	case errors.As(err, &failed):
 		return false, nil
 	default:
-		return false, fmt.Errorf("claim %s key %q: %w", s.table, c.Key, err)
+		return false, fmt.Errorf("spend budget %s key %q: %w", s.table, d.Key, err)
 	}
 }
 

@@ -30,18 +30,18 @@ func Example() {
 	period := detect.PeriodStart(b.Last, time.Hour)
 	c := detect.Claim{Key: agg.Key, FindingID: "f1", Batch: "batch-1", Severity: rules.Medium,
 		Period: period, PeriodEnd: period.Add(time.Hour)}
-	ok, _ := st.Claim(ctx, c)
-	fmt.Println("claimed:", ok)
+	g, _ := st.Claim(ctx, c)
+	fmt.Println("claimed:", g.OK)
 	_ = st.MarkSent(ctx, c)
 	c.Batch = "batch-2"
-	ok, _ = st.Claim(ctx, c)
-	fmt.Println("claimed again in the same period:", ok)
+	g, _ = st.Claim(ctx, c)
+	fmt.Println("claimed again in the same period:", g.OK)
 	c.Severity = rules.High
-	ok, _ = st.Claim(ctx, c)
-	fmt.Println("claimed at a higher severity:", ok)
+	g, _ = st.Claim(ctx, c)
+	fmt.Println("claimed at a higher severity:", g.OK, "above", g.Sent)
 	// Output:
 	// 12 [/api /version]
 	// claimed: true
 	// claimed again in the same period: false
-	// claimed at a higher severity: true
+	// claimed at a higher severity: true above medium
 }

@@ -47,6 +47,7 @@ type State struct {
 	mu      sync.Mutex
 	buckets map[string]map[int64]*bucket // key → Start (Unix seconds) → bucket
 	notices map[noticeKey]*notice
+	budgets map[noticeKey]map[string]bool // findings holding a budget's places
 }
 
 var _ detect.State = (*State)(nil)
@@ -91,6 +92,7 @@ func New(now func() time.Time, lease time.Duration) *State {
 		lease:   lease,
 		buckets: make(map[string]map[int64]*bucket),
 		notices: make(map[noticeKey]*notice),
+		budgets: make(map[noticeKey]map[string]bool),
 	}
 }
 
@@ -266,26 +268,73 @@ func sortedSets(sets map[string]map[string]bool) map[string][]string {
 // Claim grants c unless a finding of c.Severity or higher was sent for
 // (c.Key, c.Period) or another batch holds a live claim there of c.Severity
 // or higher; see detect.State.
-func (s *State) Claim(ctx context.Context, c detect.Claim) (bool, error) {
+func (s *State) Claim(ctx context.Context, c detect.Claim) (detect.Grant, error) {
 	if err := CheckClaim(c); err != nil {
-		return false, err
+		return detect.Grant{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return detect.Grant{}, err
 	}
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.noticeFor(c)
 	sev := int(c.Severity)
+	g := detect.Grant{Sent: rules.Severity(n.severity)}
 	free := n.claimBatch == "" || n.claimBatch == c.Batch || !now.Before(n.claimUntil) || n.claimSeverity < sev
 	if n.severity >= sev || !free {
-		return false, nil
+		return g, nil
 	}
 	n.claimBatch = c.Batch
 	n.claimSeverity = sev
 	n.claimUntil = now.Add(s.lease)
+	g.OK = true
+	return g, nil
+}
+
+// Spend grants d if its finding holds a place in the budget or one is
+// free; see detect.State.
+func (s *State) Spend(ctx context.Context, d detect.Draw) (bool, error) {
+	if err := CheckDraw(d); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := noticeKey{d.Key, d.Period.Unix()}
+	held := s.budgets[k]
+	if held == nil {
+		held = make(map[string]bool)
+		s.budgets[k] = held
+	}
+	if held[d.FindingID] {
+		return true, nil
+	}
+	if len(held) >= d.Limit {
+		return false, nil
+	}
+	held[d.FindingID] = true
 	return true, nil
+}
+
+// CheckDraw checks d against the limits Spend enforces. dynamostate checks
+// with this same function.
+func CheckDraw(d detect.Draw) error {
+	switch {
+	case d.Key == "" || len(d.Key) > MaxKeyLen:
+		return fmt.Errorf("budget key %.64q: length %d not in [1, %d]", d.Key, len(d.Key), MaxKeyLen)
+	case d.FindingID == "" || len(d.FindingID) > MaxKeyLen:
+		return fmt.Errorf("budget %q: finding id length %d not in [1, %d]", d.Key, len(d.FindingID), MaxKeyLen)
+	case d.Limit < 1 || d.Limit > rules.MaxBudget:
+		return fmt.Errorf("budget %q: limit %d not in [1, %d]", d.Key, d.Limit, rules.MaxBudget)
+	case !d.PeriodEnd.After(d.Period):
+		return fmt.Errorf("budget %q: period end %v not after its start %v", d.Key, d.PeriodEnd, d.Period)
+	case d.Period.Year() < 1 || d.PeriodEnd.Year() > 9999:
+		return fmt.Errorf("budget %q: period %v outside years 1 to 9999", d.Key, d.Period)
+	}
+	return nil
 }
 
 // MarkSent records c as sent for (c.Key, c.Period), keeping the higher of

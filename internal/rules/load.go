@@ -44,6 +44,7 @@ var (
 //	    exclude: is_health_path     # CEL, bool, optional
 //	    group_by: [src_ip, cluster_name]  # src_ip, src_net, cluster_name, user, groups, user_agent
 //	    network: {ipv4: 24, ipv6: 64}     # src_net's prefixes, /8../32 and /16../128; default 24 and 64
+//	    budget: {count: 5, period: 1h}    # findings sent one by one per cluster and period, 0..1000 (0: all); default 5 per 1h
 //	    collect: [code, request_uri]      # any Field
 //	    threshold: {count: 1, window: 1h} # or distinct: {FIELD: N}; window whole minutes, 1m..24h, whole hours past 2h
 //	    suppress: 6h                # (0, 168h]; default: the window
@@ -71,6 +72,12 @@ type ruleDoc struct {
 	Suppress    string          `json:"suppress"`
 	Escalate    []escalationDoc `json:"escalate"`
 	Network     *networkDoc     `json:"network"`
+	Budget      *budgetDoc      `json:"budget"`
+}
+
+type budgetDoc struct {
+	Count  *int   `json:"count"`
+	Period string `json:"period"`
 }
 
 // networkDoc leaves out what the rule keeps at DefaultNetwork.
@@ -276,6 +283,9 @@ func buildRule(env *cel.Env, raw json.RawMessage) (*Rule, error) {
 			return nil, fmt.Errorf("suppress: %s is not a whole number of minutes", d.Suppress)
 		}
 	}
+	if r.Budget, err = parseBudget(d.Budget); err != nil {
+		return nil, fmt.Errorf("budget: %v", err)
+	}
 	if len(d.Escalate) > MaxEscalations {
 		return nil, fmt.Errorf("escalate: %d entries, at most %d", len(d.Escalate), MaxEscalations)
 	}
@@ -301,6 +311,32 @@ func buildRule(env *cel.Env, raw json.RawMessage) (*Rule, error) {
 		}
 	}
 	return r, nil
+}
+
+func parseBudget(d *budgetDoc) (Budget, error) {
+	b := DefaultBudget
+	if d == nil {
+		return b, nil
+	}
+	if d.Count != nil {
+		b.Count = *d.Count
+		if b.Count < 0 || b.Count > MaxBudget {
+			return b, fmt.Errorf("count %d is outside 0 to %d", b.Count, MaxBudget)
+		}
+	}
+	if d.Period != "" {
+		p, err := parseDuration(d.Period)
+		if err != nil {
+			return b, fmt.Errorf("period: %v", err)
+		}
+		// Periods are slots of event time aligned to the epoch, like
+		// suppression's.
+		if p < time.Minute || p > maxWindow || p%time.Minute != 0 {
+			return b, fmt.Errorf("period: %s is not whole minutes from 1m to %s", d.Period, fmtDuration(maxWindow))
+		}
+		b.Period = p
+	}
+	return b, nil
 }
 
 // checkLiterals rejects pre-filter strings that might not appear verbatim in

@@ -296,6 +296,7 @@ func TestLoadDecodesRule(t *testing.T) {
 			{Severity: Critical, When: "code == 200"},
 		},
 		Network: DefaultNetwork,
+		Budget:  DefaultBudget,
 	}}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Rule{})); diff != "" {
 		t.Errorf("Rules() (-want +got):\n%s", diff)

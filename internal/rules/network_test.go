@@ -3,6 +3,7 @@ package rules
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNetworkOf(t *testing.T) {
@@ -63,6 +64,46 @@ rules:
 		}
 		if got := s.Rules()[0].Network; got != tc.want {
 			t.Errorf("network %q: got %+v, want %+v", tc.network, got, tc.want)
+		}
+	}
+}
+
+func TestLoadBudget(t *testing.T) {
+	const head = `
+rules:
+  - id: r
+    title: R
+    severity: low
+    match: anonymous
+    group_by: [src_ip]
+    threshold: {count: 1, window: 1h}
+`
+	for _, tc := range []struct {
+		budget string
+		want   Budget
+		err    string
+	}{
+		{"", DefaultBudget, ""},
+		{"    budget: {count: 0}\n", Budget{Count: 0, Period: time.Hour}, ""},
+		{"    budget: {count: 20, period: 6h}\n", Budget{Count: 20, Period: 6 * time.Hour}, ""},
+		{"    budget: {period: 30m}\n", Budget{Count: 5, Period: 30 * time.Minute}, ""},
+		{"    budget: {count: -1}\n", Budget{}, "budget: count -1 is outside 0 to 1000"},
+		{"    budget: {count: 1001}\n", Budget{}, "budget: count 1001 is outside 0 to 1000"},
+		{"    budget: {period: 90s}\n", Budget{}, "is not whole minutes"},
+		{"    budget: {period: 48h}\n", Budget{}, "is not whole minutes from 1m to 24h"},
+	} {
+		s, err := Load("r.yaml", []byte(head+tc.budget))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("budget %q: error %v, want one containing %q", tc.budget, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("budget %q: %v", tc.budget, err)
+		}
+		if got := s.Rules()[0].Budget; got != tc.want {
+			t.Errorf("budget %q: got %+v, want %+v", tc.budget, got, tc.want)
 		}
 	}
 }

@@ -87,6 +87,9 @@ type Rule struct {
 	Escalate []Escalation
 	// Network is the prefix length src_net masks addresses to.
 	Network Network
+	// Budget bounds the findings of the rule that one cluster sends one
+	// by one in a period; the rest are rolled into a digest.
+	Budget Budget
 	// RequiresAny lists literal strings of which at least one appears in
 	// every raw audit line this rule can match. Empty means no pre-filter.
 	RequiresAny []string
@@ -99,6 +102,28 @@ type Rule struct {
 	exclude *program  // nil when the rule has no exclude
 	when    []whenRef // the escalations with a When condition
 }
+
+// Budget is how many findings of one rule on one cluster go out one by one
+// in each Period of event time (periods aligned to the epoch, as
+// suppression's are). Past Count, findings are held and summed up in a
+// digest; critical findings and severity rises always go out on their own.
+// Count 0 means no budget.
+type Budget struct {
+	Count  int
+	Period time.Duration
+}
+
+// DefaultBudget lets 5 findings of a rule through per cluster per hour.
+// Five show the people on call the first sources of a wave in full; past
+// that, one more per-source finding adds a line, not a fact, and a flood of
+// them buries the finding that matters. The digest says how many more came
+// and from where, at 1, 10, 100, … held findings: a handful of messages an
+// hour however many addresses an attacker rotates through.
+var DefaultBudget = Budget{Count: 5, Period: time.Hour}
+
+// MaxBudget bounds Budget.Count: each place is held by a finding ID in one
+// state item.
+const MaxBudget = 1000
 
 // Threshold says when a group's window makes a finding.
 type Threshold struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -24,7 +25,9 @@ import (
 // distinct escalation, a long window (3h, counted in 3-minute buckets:
 // detect.BucketWidthFor), and a per-cluster rule with a one-minute window;
 // windows of 1m to 3h and suppression periods of 10m to 1h, so a
-// generated scenario of a few hours crosses many windows and periods.
+// generated scenario of a few hours crosses many windows and periods. burst
+// and paths have tight notification budgets, so that findings are held
+// back and rolled into digests in every case that has a few.
 const PropertyRules = `
 rules:
   - id: burst
@@ -35,6 +38,7 @@ rules:
     collect: [path, code]
     threshold: {count: 3, window: 5m}
     suppress: 10m
+    budget: {count: 2, period: 30m}
     escalate:
       - {severity: medium, count: 6}
       - {severity: high, when: "code >= 200 && code <= 299", reason: a request was allowed}
@@ -46,6 +50,7 @@ rules:
     collect: [path]
     threshold: {distinct: {path: 3}, window: 10m}
     suppress: 30m
+    budget: {count: 1, period: 1h}
     escalate:
       - {severity: high, distinct: {path: 5}}
   - id: slow
@@ -97,6 +102,11 @@ type PropertyConfig struct {
 //     a time in event-time order, has one;
 //   - the highest severity published equals the oracle's;
 //   - no severity was published twice;
+//
+// where a finding a budget held back counts as published; and, per rule
+// and budget period, no more findings spent the budget than it allows,
+// the digest counts each held finding once, and the digest of the highest
+// power of ten reached was published;
 //
 // and every stored bucket's count, first and last equal the oracle's.
 func Property(t *testing.T, newState func(t *testing.T, now func() time.Time) detect.State, cfg PropertyConfig) {
@@ -453,9 +463,19 @@ func (f *flaky) fail() (fail, after bool) {
 type flakyState struct {
 	detect.State
 	f *flaky
+	// attempted records the merges of held findings into digests tried,
+	// by batch: a fault after the merge took effect leaves one counted
+	// that a retry may never hold again (it became a higher finding).
+	mu        sync.Mutex
+	attempted map[string]int
 }
 
 func (s *flakyState) Apply(ctx context.Context, batch string, aggs []detect.Aggregate) ([]detect.Window, error) {
+	if strings.HasPrefix(batch, "held:") {
+		s.mu.Lock()
+		s.attempted[aggs[0].Rule+" "+aggs[0].Buckets[0].Start.Format(time.RFC3339)+" "+batch]++
+		s.mu.Unlock()
+	}
 	fail, after := s.f.fail()
 	if fail && !after {
 		return nil, errFault
@@ -467,12 +487,24 @@ func (s *flakyState) Apply(ctx context.Context, batch string, aggs []detect.Aggr
 	return w, err
 }
 
-func (s *flakyState) Claim(ctx context.Context, c detect.Claim) (bool, error) {
+func (s *flakyState) Claim(ctx context.Context, c detect.Claim) (detect.Grant, error) {
+	fail, after := s.f.fail()
+	if fail && !after {
+		return detect.Grant{}, errFault
+	}
+	g, err := s.State.Claim(ctx, c)
+	if fail && err == nil {
+		return detect.Grant{}, errFault
+	}
+	return g, err
+}
+
+func (s *flakyState) Spend(ctx context.Context, d detect.Draw) (bool, error) {
 	fail, after := s.f.fail()
 	if fail && !after {
 		return false, errFault
 	}
-	ok, err := s.State.Claim(ctx, c)
+	ok, err := s.State.Spend(ctx, d)
 	if fail && err == nil {
 		return false, errFault
 	}
@@ -535,7 +567,17 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	pub := &collector{}
 	defer func() { published = len(pub.got) }()
 	fl := &flaky{rng: rand.New(rand.NewPCG(seed, 0)), p: faults}
-	det, err := detect.New(detect.Config{Rules: set, State: &flakyState{st, fl}, Publisher: &flakyPublisher{pub, fl}})
+	var heldMu sync.Mutex
+	held := map[string]*detect.Finding{} // by ID: a retry may hold one again
+	fst := &flakyState{State: st, f: fl, attempted: map[string]int{}}
+	det, err := detect.New(detect.Config{
+		Rules: set, State: fst, Publisher: &flakyPublisher{pub, fl},
+		Held: func(_ context.Context, f *detect.Finding) {
+			heldMu.Lock()
+			held[f.ID] = f
+			heldMu.Unlock()
+		},
+	})
 	if err != nil {
 		return periods, 0, err.Error()
 	}
@@ -612,7 +654,33 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	got := map[periodKey][]rules.Severity{}
 	ids := map[string]string{} // (key, period, severity) → finding_id
 	var problems []string
+	type budgetKey struct {
+		rule   string
+		period time.Time
+	}
+	var (
+		digests    = map[budgetKey][]*detect.Finding{}
+		individual []*detect.Finding
+		all        []*detect.Finding
+	)
+	seen := map[string]bool{}
 	for _, f := range pub.got {
+		if seen[f.ID] {
+			continue // a retry delivered it again, with the same ID
+		}
+		seen[f.ID] = true
+		if f.Digest != nil {
+			bk := budgetKey{f.Rule, f.Digest.PeriodStart}
+			digests[bk] = append(digests[bk], f)
+			continue
+		}
+		individual = append(individual, f)
+	}
+	all = append(all, individual...)
+	for _, id := range slices.Sorted(maps.Keys(held)) {
+		all = append(all, held[id])
+	}
+	for _, f := range all {
 		r := set.Rule(f.Rule)
 		if r == nil {
 			return periods, 0, "finding of unknown rule " + f.Rule
@@ -660,6 +728,86 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	for pk, sev := range want {
 		if got[pk] == nil {
 			problems = append(problems, fmt.Sprintf("%s period %s: no finding, oracle has %v", pk.key, pk.period.Format("15:04"), sev))
+		}
+	}
+
+	// Budgets: a finding spent a place if it went out on its own, is not
+	// critical, and nothing lower was sent or held for its group and
+	// period (so it was no rise). Some rises may have spent a place too, so
+	// this undercounts the places taken, and must stay within the limit.
+	heldBy := map[budgetKey]int64{}
+	for _, f := range held {
+		r := set.Rule(f.Rule)
+		end := f.LastSeen.Truncate(detect.BucketWidthFor(r.Threshold.Window))
+		heldBy[budgetKey{f.Rule, detect.PeriodStart(end, r.Budget.Period)}]++
+	}
+	spent := map[budgetKey]int{}
+	for _, f := range individual {
+		r := set.Rule(f.Rule)
+		sev, _ := rules.ParseSeverity(f.Severity)
+		end := f.LastSeen.Truncate(detect.BucketWidthFor(r.Threshold.Window))
+		g := detect.Group{SrcIP: f.SrcIP, ClusterName: f.ClusterName}
+		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
+		if r.Budget.Count == 0 || sev >= rules.Critical || slices.Min(got[pk]) < sev {
+			continue
+		}
+		bk := budgetKey{f.Rule, detect.PeriodStart(end, r.Budget.Period)}
+		if spent[bk]++; spent[bk] > r.Budget.Count {
+			problems = append(problems, fmt.Sprintf("budget %s %s: %d findings went out on their own, the budget allows %d", bk.rule, bk.period.Format("15:04"), spent[bk], r.Budget.Count))
+		}
+	}
+	// Digests: each holds every held finding once, and the digest of the
+	// highest power of ten reached went out, reporting no more than were
+	// held.
+	var dkeys []budgetKey
+	for bk := range heldBy {
+		dkeys = append(dkeys, bk)
+	}
+	for bk := range digests {
+		if _, ok := heldBy[bk]; !ok {
+			dkeys = append(dkeys, bk)
+		}
+	}
+	if len(dkeys) > 0 {
+		daggs := make([]detect.Aggregate, len(dkeys))
+		for i, bk := range dkeys {
+			r := set.Rule(bk.rule)
+			daggs[i] = detect.Aggregate{Key: detect.DigestKey(bk.rule, sc.cluster), Window: r.Budget.Period,
+				Buckets: []detect.Bucket{{Start: bk.period, First: bk.period, Last: bk.period}}}
+		}
+		// One probe per key: a batch may not name a key twice.
+		for i := range daggs {
+			wins, err := st.Apply(context.Background(), fmt.Sprintf("digest-probe-%s-%d", sc.cluster, i), daggs[i:i+1])
+			if err != nil {
+				return periods, 0, "digest probe: " + err.Error()
+			}
+			var n int64
+			for _, b := range wins[0].Buckets {
+				if b.Start.Equal(dkeys[i].period) {
+					n += b.Count
+				}
+			}
+			bk := dkeys[i]
+			var tried int64
+			prefix := bk.rule + " " + bk.period.Format(time.RFC3339) + " "
+			for k := range fst.attempted {
+				if strings.HasPrefix(k, prefix) {
+					tried++
+				}
+			}
+			if n < heldBy[bk] || n > tried {
+				problems = append(problems, fmt.Sprintf("digest %s %s: counts %d held findings; %d were held, %d tried", bk.rule, bk.period.Format("15:04"), n, heldBy[bk], tried))
+			}
+			var top int64
+			for _, f := range digests[bk] {
+				if f.Digest.Held > n {
+					problems = append(problems, fmt.Sprintf("digest %s %s: reports %d held, it counts %d", bk.rule, bk.period.Format("15:04"), f.Digest.Held, n))
+				}
+				top = max(top, f.Digest.Held)
+			}
+			if lvl := level(heldBy[bk]); top < lvl {
+				problems = append(problems, fmt.Sprintf("digest %s %s: %d held, the last digest published reports %d, want at least %d", bk.rule, bk.period.Format("15:04"), heldBy[bk], top, lvl))
+			}
 		}
 	}
 
@@ -711,6 +859,15 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	}
 	slices.Sort(problems)
 	return periods, 0, fmt.Sprintf("%d findings published; %d problems:\n  %s", len(pub.got), len(problems), strings.Join(problems, "\n  "))
+}
+
+// level is the highest power of ten at most n, 0 for none.
+func level(n int64) int64 {
+	l := int64(0)
+	for p := int64(1); p <= n; p *= 10 {
+		l = p
+	}
+	return l
 }
 
 func brief(bs []detect.Bucket) string {

@@ -42,6 +42,7 @@ package statetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +115,10 @@ func Run(t *testing.T, newState func(t *testing.T, now func() time.Time) detect.
 		{"LeaseExpiry", testLease},
 		{"MarkSentKeepsOtherBatchClaim", testMarkSentOtherClaim},
 		{"InvalidClaim", testInvalidClaim},
+		{"ClaimReportsNothingSent", testClaimNothingSent},
+		{"SpendIsExactUnderConcurrency", testSpendRace},
+		{"SpendIsIdempotentPerFinding", testSpendAgain},
+		{"InvalidDraw", testInvalidDraw},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -623,6 +628,8 @@ type claimStep struct {
 	c       detect.Claim
 	mark    bool // MarkSent instead of Claim
 	want    bool
+	// sent, when set, is the Grant.Sent a granted claim must report.
+	sent rules.Severity
 }
 
 func runClaims(t *testing.T, st detect.State, clock *Clock, steps []claimStep) {
@@ -640,8 +647,11 @@ func runClaims(t *testing.T, st detect.State, clock *Clock, steps []claimStep) {
 		if err != nil {
 			t.Fatalf("%s: Claim: %v", s.name, err)
 		}
-		if got != s.want {
-			t.Errorf("%s: Claim = %v, want %v", s.name, got, s.want)
+		if got.OK != s.want {
+			t.Errorf("%s: Claim = %v, want %v", s.name, got.OK, s.want)
+		}
+		if s.sent != 0 && got.OK && got.Sent != s.sent {
+			t.Errorf("%s: Claim reports %v sent before, want %v", s.name, got.Sent, s.sent)
 		}
 	}
 }
@@ -656,11 +666,11 @@ func testClaimRace(t *testing.T, st detect.State, _ *Clock) {
 		for g := range contenders {
 			batch := fmt.Sprintf("batch-%d", g)
 			wg.Go(func() {
-				ok, err := st.Claim(context.Background(), claim(key, batch, rules.Medium, P0))
+				g, err := st.Claim(context.Background(), claim(key, batch, rules.Medium, P0))
 				if err != nil {
 					t.Errorf("Claim: %v", err)
 				}
-				if ok {
+				if g.OK {
 					mu.Lock()
 					winners = append(winners, batch)
 					mu.Unlock()
@@ -726,10 +736,10 @@ func testMarkSent(t *testing.T, st detect.State, clock *Clock) {
 		{name: "same batch again: no re-send", c: sent, want: false},
 		{name: "other batch, same severity, same period", c: claim("k", "B", rules.Medium, P0), want: false},
 		{name: "other batch, lower severity", c: claim("k", "B", rules.Low, P0), want: false},
-		{name: "escalation to a higher severity", c: claim("k", "B", rules.High, P0), want: true},
+		{name: "escalation to a higher severity: a rise above medium", c: claim("k", "B", rules.High, P0), want: true, sent: rules.Medium},
 		{name: "escalation marked sent", c: claim("k", "B", rules.High, P0), mark: true},
 		{name: "High now suppressed too", c: claim("k", "C", rules.High, P0), want: false},
-		{name: "Critical escalates again", c: claim("k", "C", rules.Critical, P0), want: true},
+		{name: "Critical escalates again, above high", c: claim("k", "C", rules.Critical, P0), want: true, sent: rules.High},
 		{name: "the next period starts afresh", c: claim("k", "D", rules.Low, P1), want: true},
 	})
 }
@@ -785,6 +795,100 @@ func testInvalidClaim(t *testing.T, st detect.State, _ *Clock) {
 		}
 		if err := st.MarkSent(ctx, c); err == nil {
 			t.Errorf("MarkSent(key %q, batch %q) succeeded, want an error", c.Key, c.Batch)
+		}
+	}
+}
+
+func testClaimNothingSent(t *testing.T, st detect.State, _ *Clock) {
+	g, err := st.Claim(context.Background(), claim("k", "A", rules.High, P0))
+	if err != nil || !g.OK || g.Sent != 0 {
+		t.Errorf("first Claim = %+v, %v; want granted with nothing sent", g, err)
+	}
+}
+
+func draw(key, finding string, limit int, period time.Time) detect.Draw {
+	return detect.Draw{Key: key, Period: period, PeriodEnd: period.Add(time.Hour), Limit: limit, FindingID: finding}
+}
+
+// testSpendRace: many findings race for a budget's places from separate
+// goroutines (separate invocations); exactly Limit get one, each once.
+func testSpendRace(t *testing.T, st detect.State, _ *Clock) {
+	const limit, contenders = 5, 24
+	for round := range 3 {
+		key := fmt.Sprintf("budget#%d", round)
+		var (
+			wg      sync.WaitGroup
+			mu      sync.Mutex
+			granted []string
+		)
+		for g := range contenders {
+			id := fmt.Sprintf("finding-%02d", g)
+			wg.Go(func() {
+				ok, err := st.Spend(context.Background(), draw(key, id, limit, P0))
+				if err != nil {
+					t.Errorf("Spend: %v", err)
+				}
+				if ok {
+					mu.Lock()
+					granted = append(granted, id)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(granted) != limit {
+			t.Errorf("round %d: %d of %d concurrent draws granted, want exactly %d", round, len(granted), contenders, limit)
+		}
+		// The winners keep their places and the losers stay out, whoever
+		// asks again.
+		for g := range contenders {
+			id := fmt.Sprintf("finding-%02d", g)
+			ok, err := st.Spend(context.Background(), draw(key, id, limit, P0))
+			if err != nil {
+				t.Fatalf("Spend again: %v", err)
+			}
+			if want := slices.Contains(granted, id); ok != want {
+				t.Errorf("round %d: %s asking again: %v, want %v", round, id, ok, want)
+			}
+		}
+	}
+}
+
+func testSpendAgain(t *testing.T, st detect.State, _ *Clock) {
+	ctx := context.Background()
+	steps := []struct {
+		d    detect.Draw
+		want bool
+	}{
+		{draw("b", "f1", 2, P0), true},
+		{draw("b", "f1", 2, P0), true}, // a retried batch: the same place
+		{draw("b", "f2", 2, P0), true},
+		{draw("b", "f3", 2, P0), false}, // full
+		{draw("b", "f2", 2, P0), true},
+		{draw("b", "f3", 2, P1), true},  // the next period starts afresh
+		{draw("b2", "f3", 2, P0), true}, // another budget
+	}
+	for i, s := range steps {
+		ok, err := st.Spend(ctx, s.d)
+		if err != nil {
+			t.Fatalf("step %d: Spend: %v", i, err)
+		}
+		if ok != s.want {
+			t.Errorf("step %d: Spend(%s, %s, %v) = %v, want %v", i, s.d.Key, s.d.FindingID, s.d.Period, ok, s.want)
+		}
+	}
+}
+
+func testInvalidDraw(t *testing.T, st detect.State, _ *Clock) {
+	for _, d := range []detect.Draw{
+		draw("", "f", 1, P0),
+		draw("k", "", 1, P0),
+		draw("k", "f", 0, P0),
+		draw("k", "f", rules.MaxBudget+1, P0),
+		{Key: "k", FindingID: "f", Limit: 1, Period: P0, PeriodEnd: P0},
+	} {
+		if _, err := st.Spend(context.Background(), d); err == nil {
+			t.Errorf("Spend(%+v) succeeded, want an error", d)
 		}
 	}
 }

@@ -1,0 +1,332 @@
+package detect
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anonwatch/anonwatch/internal/rules"
+)
+
+// BudgetKey returns the state key of the notification budget of rule on
+// cluster, and DigestKey that of the digest that sums up what the budget
+// held back. "~" cannot start an address, so neither meets a group's key.
+func BudgetKey(rule, cluster string) string { return clusterKey(rule, "~budget", cluster) }
+
+// DigestKey: see BudgetKey.
+func DigestKey(rule, cluster string) string { return clusterKey(rule, "~digest", cluster) }
+
+func clusterKey(rule, kind, cluster string) string {
+	h := sha256.Sum256([]byte(kind + "\x00" + cluster))
+	return rule + "#" + kind + "#" + hex.EncodeToString(h[:8])
+}
+
+// holdWorkers bounds the held findings merged into digests at once.
+const holdWorkers = 8
+
+// spend decides whether a granted finding goes out on its own: a critical
+// one, a rise above what was sent for its group in its period, and any
+// finding of a rule without a budget always do; the others draw on their
+// rule's budget for the cluster.
+func (d *Detector) spend(ctx context.Context, du *due, g Grant, cluster string) (bool, error) {
+	r := d.byID[du.finding.Rule]
+	c := du.claim
+	if r == nil || r.Budget.Count == 0 || c.Severity >= rules.Critical || g.Sent != 0 && c.Severity > g.Sent {
+		return true, nil
+	}
+	period := PeriodStart(du.at, r.Budget.Period)
+	ok, err := d.state.Spend(ctx, Draw{
+		Key:       BudgetKey(r.ID, cluster),
+		Period:    period,
+		PeriodEnd: period.Add(r.Budget.Period),
+		Limit:     r.Budget.Count,
+		FindingID: du.finding.ID,
+	})
+	if err != nil {
+		return false, fmt.Errorf("spend budget of %s for finding %s: %w", r.ID, du.finding.ID, err)
+	}
+	return ok, nil
+}
+
+// digestOf identifies one digest: a rule's budget period on a cluster.
+type digestOf struct {
+	rule   *rules.Rule
+	period time.Time
+}
+
+// hold rolls findings the budget refused into their digests. Each held
+// finding is merged into its digest's state once, under its own ID as the
+// batch, so the digest counts it once however often and in whatever
+// batches it is held. A digest goes out each time its held count reaches
+// a power of ten. Only then are the held findings marked sent: until a
+// digest that counts them is published, a retry of the batch holds them
+// again, and so publishes the digest.
+func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Result) []error {
+	var (
+		mu    sync.Mutex
+		errs  []error
+		last  = map[digestOf]*Window{}
+		order []digestOf
+		of    = make([]digestOf, len(held))
+		ok    = make([]bool, len(held))
+		next  = make(chan int)
+		wg    sync.WaitGroup
+	)
+	for range min(holdWorkers, len(held)) {
+		wg.Go(func() {
+			for i := range next {
+				du := &held[i]
+				r := d.byID[du.finding.Rule]
+				a := heldAggregate(r, du, b.cluster)
+				ws, err := d.state.Apply(ctx, "held:"+du.finding.ID, []Aggregate{a})
+				if err == nil && d.held != nil {
+					d.held(ctx, du.finding)
+				}
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, fmt.Errorf("hold finding %s for the digest: %w", du.finding.ID, err))
+				} else {
+					k := digestOf{r, a.Buckets[0].Start}
+					of[i], ok[i] = k, true
+					if w := last[k]; w == nil {
+						order = append(order, k)
+						last[k] = &ws[0]
+					} else if digestCount(&ws[0]) > digestCount(w) {
+						last[k] = &ws[0]
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range held {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	failed := map[digestOf]bool{}
+	for _, k := range order {
+		if err := d.sendDigest(ctx, k, last[k], b, res); err != nil {
+			errs = append(errs, err)
+			failed[k] = true
+		}
+	}
+	for i := range held {
+		if !ok[i] || failed[of[i]] {
+			continue
+		}
+		if err := d.state.MarkSent(ctx, held[i].claim); err != nil {
+			errs = append(errs, fmt.Errorf("mark held finding %s: %w", held[i].finding.ID, err))
+			continue
+		}
+		res.Held++
+	}
+	return errs
+}
+
+// sendDigest publishes the digest of k that its window w calls for, unless
+// it was sent already.
+func (d *Detector) sendDigest(ctx context.Context, k digestOf, w *Window, b batchInfo, res *Result) error {
+	f, c := d.digest(k, w, b)
+	if f == nil {
+		return nil
+	}
+	g, err := d.state.Claim(ctx, c)
+	if err != nil {
+		return fmt.Errorf("claim digest %s: %w", c.Key, err)
+	}
+	if !g.OK {
+		return nil
+	}
+	if err := d.pub.Publish(ctx, f); err != nil {
+		return err
+	}
+	if err := d.state.MarkSent(ctx, c); err != nil {
+		return fmt.Errorf("mark digest %s sent: %w", f.ID, err)
+	}
+	res.Published++
+	res.Digests++
+	return nil
+}
+
+// batchInfo is what hold needs of the batch.
+type batchInfo struct {
+	id, cluster, logGroup string
+}
+
+// heldAggregate is what one held finding adds to its digest: one request
+// (the finding) in the bucket at the budget period's start, its sources and
+// networks counted and sampled, and its severity as a mark.
+func heldAggregate(r *rules.Rule, du *due, cluster string) Aggregate {
+	f := du.finding
+	period := PeriodStart(du.at, r.Budget.Period)
+	bk := Bucket{
+		Start: period, Count: 1, First: period, Last: period,
+		Marks: []int{int(du.claim.Severity)},
+	}
+	addrs := []string{f.SrcIP}
+	if f.SrcIP == "" {
+		addrs = f.Values[string(rules.FieldSrcIP)] // a sweep's or a network's sample
+	}
+	nets := []string{f.SrcNet}
+	for _, a := range addrs {
+		if a == "" {
+			continue
+		}
+		bk.add(string(rules.FieldSrcIP), a)
+		nets = append(nets, rules.DefaultNetwork.Of(a))
+	}
+	for _, n := range nets {
+		if n != "" {
+			bk.add(string(rules.FieldSrcNet), n)
+		}
+	}
+	return Aggregate{
+		Rule:      r.ID,
+		Key:       DigestKey(r.ID, cluster),
+		Group:     Group{ClusterName: cluster},
+		Window:    r.Budget.Period,
+		Count:     1,
+		FirstSeen: period,
+		LastSeen:  period,
+		Buckets:   []Bucket{bk},
+	}
+}
+
+// add counts v in field's distinct set and sample, once.
+func (b *Bucket) add(field, v string) {
+	if b.Distinct == nil {
+		b.Distinct, b.Values = map[string][]string{}, map[string][]string{}
+	}
+	h := DistinctHash(v)
+	if slices.Contains(b.Distinct[field], h) {
+		return
+	}
+	b.Distinct[field] = append(b.Distinct[field], h)
+	if len(b.Values[field]) < BucketValuesCap {
+		b.Values[field] = append(b.Values[field], displayValue(v, StoredValueLen))
+	}
+}
+
+func digestCount(w *Window) int64 {
+	var n int64
+	for i := range w.Buckets {
+		n += w.Buckets[i].Count
+	}
+	return n
+}
+
+// digestLevel is the power of ten a digest of n held findings reports.
+func digestLevel(n int64) int64 {
+	if n < 1 {
+		return 0
+	}
+	return int64(math.Pow10(int(math.Log10(float64(n)) + 1e-9)))
+}
+
+// digest builds the digest finding of k from its window, and the claim to
+// publish it: one per power of ten reached and highest severity held, so
+// the same digest is never sent twice and a digest that rose is.
+func (d *Detector) digest(k digestOf, w *Window, b batchInfo) (*Finding, Claim) {
+	r := k.rule
+	held := digestCount(w)
+	level := digestLevel(held)
+	if level == 0 {
+		return nil, Claim{}
+	}
+	sev := rules.Low
+	var bk Bucket
+	for i := range w.Buckets {
+		if w.Buckets[i].Start.Equal(k.period) {
+			bk = w.Buckets[i]
+		}
+	}
+	for _, m := range bk.Marks {
+		if s := rules.Severity(m); s > sev && s <= rules.Critical {
+			sev = s
+		}
+	}
+	key := DigestKey(r.ID, b.cluster)
+	f := &Finding{
+		Rule:        r.ID,
+		Title:       r.Title,
+		Description: r.Description,
+		Severity:    sev.String(),
+		MITRE:       r.MITRE,
+		ClusterName: b.cluster,
+		LogGroup:    b.logGroup,
+		Count:       held,
+		Window:      formatDuration(r.Budget.Period),
+		FirstSeen:   k.period,
+		LastSeen:    k.period.Add(r.Budget.Period),
+		Digest: &Digest{
+			Held: held, Budget: r.Budget.Count,
+			PeriodStart: k.period, PeriodEnd: k.period.Add(r.Budget.Period),
+		},
+	}
+	for _, fld := range []string{string(rules.FieldSrcIP), string(rules.FieldSrcNet)} {
+		if n := len(bk.Distinct[fld]); n > 0 {
+			if f.Distinct == nil {
+				f.Distinct = map[string]int{}
+			}
+			f.Distinct[fld] = n
+		}
+		if slices.Contains(bk.Saturated, fld) {
+			f.DistinctSaturated = append(f.DistinctSaturated, fld)
+		}
+		if vs := bk.Values[fld]; len(vs) > 0 {
+			if f.Values == nil {
+				f.Values = map[string][]string{}
+			}
+			f.Values[fld] = vs
+		}
+	}
+	f.ValuesTruncated = bk.ValuesTruncated || len(f.Values[string(rules.FieldSrcIP)]) < f.Distinct[string(rules.FieldSrcIP)]
+	f.Summary = digestSummary(r, f)
+	id := sha256.Sum256([]byte(key + "\x00" + k.period.Format(time.RFC3339) + "\x00" + fmt.Sprint(level) + "\x00" + sev.String()))
+	f.ID = hex.EncodeToString(id[:12])
+	return f, Claim{
+		Key:       fmt.Sprintf("%s#%d", key, level),
+		Period:    k.period,
+		PeriodEnd: k.period.Add(r.Budget.Period),
+		FindingID: f.ID,
+		// Every batch that reaches a digest level claims it in the
+		// level's name, not its own, whatever severity it holds: a claim
+		// held by a batch whose retry never comes back to the digest (its
+		// held findings became another's finding) would otherwise block
+		// the level for a lease, and the batches that marked their held
+		// findings sent meanwhile would be reported nowhere. So a claim is
+		// refused only when the level was sent at this severity or
+		// higher. The price: two invocations that reach the same level at
+		// the same moment may both send its digest, with the same ID.
+		Batch:    fmt.Sprintf("digest:%s#%d@%s", key, level, k.period.Format(time.RFC3339)),
+		Severity: sev,
+	}
+}
+
+// digestSummary speaks of the held findings' sources together.
+func digestSummary(r *rules.Rule, f *Finding) string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "Digest of %s: %d more %s on cluster %s in the %s from %s UTC, past the budget of %d sent one by one",
+		r.Title, f.Digest.Held, plural(f.Digest.Held, "finding", "findings"), f.ClusterName,
+		formatDuration(r.Budget.Period), f.Digest.PeriodStart.Format("2006-01-02 15:04"), f.Digest.Budget)
+	count := func(fld, one, many string) string {
+		n := f.Distinct[fld]
+		at := ""
+		if slices.Contains(f.DistinctSaturated, fld) {
+			at = "at least "
+		}
+		return fmt.Sprintf("%s%d %s", at, n, plural(int64(n), one, many))
+	}
+	if f.Distinct[string(rules.FieldSrcIP)] > 0 {
+		fmt.Fprintf(&s, "; from %s in %s", count(string(rules.FieldSrcIP), "address", "addresses"), count(string(rules.FieldSrcNet), "network", "networks"))
+	}
+	fmt.Fprintf(&s, "; highest severity %s", f.Severity)
+	return s.String()
+}
