@@ -78,13 +78,15 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 bench: ## pipeline throughput beside the floor and the naive baseline, one table
 	scripts/bench.sh
 
-# sam build (BuildMethod: makefile) calls these with ARTIFACTS_DIR set.
-.PHONY: build-DetectorFunction build-SlackNotifierFunction
+# sam build (BuildMethod: makefile) calls these with ARTIFACTS_DIR set, one
+# target per function resource, named after it.
+.PHONY: build-DetectorFunction build-SlackNotifierFunction build-SlackCriticalNotifierFunction
 build-DetectorFunction:
 	GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/detector
 	if [ -f functions/detector/rules.yaml ]; then cp functions/detector/rules.yaml $(ARTIFACTS_DIR)/; fi
 
-build-SlackNotifierFunction:
+# Two functions, one program: the template configures them apart.
+build-SlackNotifierFunction build-SlackCriticalNotifierFunction:
 	GOOS=linux GOARCH=$(LAMBDA_ARCH) CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./functions/slack-notifier
 
 .PHONY: clean

@@ -1,7 +1,11 @@
 // Command slack-notifier is the Lambda function that posts anonwatch
 // findings to Slack. It subscribes to the findings topic; WEBHOOK_PARAMETER
 // names the SSM SecureString parameter that holds the incoming-webhook URL,
-// read once at start.
+// read once at start. SLACK_MAX_ATTEMPTS and SLACK_RETRY_BUDGET (a Go
+// duration) set how long one post keeps trying while Slack refuses it
+// (slack.ParsePolicy; slack.DefaultPolicy when unset). The template deploys
+// this program twice: for critical findings, with more patience, and for
+// the rest.
 package main
 
 import (
@@ -39,6 +43,10 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	if name == "" {
 		return nil, errors.New("WEBHOOK_PARAMETER is not set; it must name the SSM SecureString parameter that holds the Slack webhook URL")
 	}
+	policy, err := slack.ParsePolicy(getenv("SLACK_MAX_ATTEMPTS"), getenv("SLACK_RETRY_BUDGET"))
+	if err != nil {
+		return nil, fmt.Errorf("SLACK_MAX_ATTEMPTS, SLACK_RETRY_BUDGET: %v", err)
+	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %v", err)
@@ -55,5 +63,5 @@ func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	return slack.NewNotifier(slack.New(url, nil, nil), log), nil
+	return slack.NewNotifier(slack.New(url, policy, nil, nil), log), nil
 }

@@ -136,6 +136,76 @@ func TestSetup(t *testing.T) {
 	}
 }
 
+// TestSetupPolicy checks that SLACK_MAX_ATTEMPTS and SLACK_RETRY_BUDGET
+// reach the poster: the critical function's settings wait out a 429 storm
+// that the defaults give up on, and a bad setting fails the init before
+// the parameter is read.
+func TestSetupPolicy(t *testing.T) {
+	tests := []struct {
+		name             string
+		attempts, budget string
+		storm            int    // 429s before Slack takes the post
+		wantSetupErr     string // "" means setup succeeds
+		wantPosted       bool
+	}{
+		{"defaults give up after 4 attempts", "", "", 5, "", false},
+		{"defaults get through 3 refusals", "", "", 3, "", true},
+		{"more attempts get through", "6", "180s", 5, "", true},
+		{"attempts not a number", "many", "", 0, `SLACK_MAX_ATTEMPTS, SLACK_RETRY_BUDGET: max attempts "many"`, false},
+		{"budget without unit", "", "180", 0, `retry budget "180"`, false},
+		{"past Lambda's longest timeout", "90", "5m", 0, "longer than the 15m0s", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			requests := 0
+			// Retry-After 0 keeps the storm from taking real time.
+			slackSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				defer mu.Unlock()
+				requests++
+				if requests <= tt.storm {
+					w.Header().Set("Retry-After", "0")
+					w.WriteHeader(http.StatusTooManyRequests)
+				}
+			}))
+			defer slackSrv.Close()
+			ssm := &fakeSSM{status: 200, body: parameterBody("SecureString", slackSrv.URL+"/services/T0/B0/SECRET")}
+			ssmSrv := httptest.NewServer(ssm)
+			defer ssmSrv.Close()
+			for k, v := range awsEnv(ssmSrv.URL) {
+				t.Setenv(k, v)
+			}
+			env := map[string]string{
+				"WEBHOOK_PARAMETER":  "/anonwatch/slack-webhook",
+				"SLACK_MAX_ATTEMPTS": tt.attempts,
+				"SLACK_RETRY_BUDGET": tt.budget,
+			}
+			n, err := setup(context.Background(), func(k string) string { return env[k] }, newLogger(io.Discard, ""))
+			if tt.wantSetupErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantSetupErr) {
+					t.Fatalf("setup() = %v, want an error containing %q", err, tt.wantSetupErr)
+				}
+				if len(ssm.reqs) != 0 {
+					t.Errorf("setup read the parameter %d times before refusing its own settings", len(ssm.reqs))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("setup() = %v", err)
+			}
+			ev := events.SNSEvent{Records: []events.SNSEventRecord{{SNS: events.SNSEntity{
+				MessageID: "m-1",
+				Message:   `{"finding_id":"f-1","rule":"anonymous-secret-read","severity":"critical","cluster_name":"demo","count":1,"window":"1h0m0s","first_seen":"2026-03-01T10:00:00Z","last_seen":"2026-03-01T10:00:00Z","summary":"s"}`,
+			}}}}
+			err = n.Handle(context.Background(), ev)
+			if posted := err == nil; posted != tt.wantPosted {
+				t.Errorf("Handle() = %v; posted %v, want %v", err, posted, tt.wantPosted)
+			}
+		})
+	}
+}
+
 // TestMainFailsAtInit runs the real main with a bad configuration and
 // checks it exits 1 with one JSON error line on stderr, before serving any
 // request.
@@ -149,6 +219,7 @@ func TestMainFailsAtInit(t *testing.T) {
 	}{
 		{"no WEBHOOK_PARAMETER", map[string]string{}, "WEBHOOK_PARAMETER is not set"},
 		{"SSM parameter missing", map[string]string{"WEBHOOK_PARAMETER": "/anonwatch/slack-webhook"}, "does not exist"},
+		{"bad retry budget", map[string]string{"WEBHOOK_PARAMETER": "/anonwatch/slack-webhook", "SLACK_RETRY_BUDGET": "forever"}, "SLACK_RETRY_BUDGET"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/awslabs/goformation/v7/intrinsics"
 
 	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/e2e/rie"
@@ -176,5 +180,144 @@ func TestUnderEmulatorBadConfig(t *testing.T) {
 			t.Fatalf("want the JSON init error line and an exit at init; log:\n%s", out)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// templateFunction returns what template.yaml gives the function resource
+// name: its environment variables with literal values (those set by a Ref
+// are left out) and its timeout in seconds.
+func templateFunction(t *testing.T, name string) (map[string]string, int) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := intrinsics.ProcessYAML(data, &intrinsics.ProcessorOptions{NoProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tpl struct {
+		Resources map[string]struct {
+			Properties struct {
+				Timeout     int
+				Environment struct{ Variables map[string]any }
+			}
+		}
+	}
+	if err := json.Unmarshal(js, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	fn, ok := tpl.Resources[name]
+	if !ok {
+		t.Fatalf("template.yaml has no %s", name)
+	}
+	env := map[string]string{}
+	for k, v := range fn.Properties.Environment.Variables {
+		if s, ok := v.(string); ok {
+			env[k] = s
+		}
+	}
+	return env, fn.Properties.Timeout
+}
+
+// TestCriticalPathOutlastsRateLimit runs the notifier with each of the
+// template's two configurations against a Slack that is rate-limited for
+// five posts in a row, as it is while a flood of findings keeps the
+// webhook at its limit. The configuration for findings below critical gives
+// up, and Lambda would retry the invocation later; the critical path's
+// waits it out and posts the finding in the same invocation. Both wait as
+// long as Slack asks, and not less: a client that keeps posting while
+// rate-limited risks having the webhook disabled.
+func TestCriticalPathOutlastsRateLimit(t *testing.T) {
+	dir := t.TempDir()
+	build(t, dir)
+	const storm = 5 // 429s, each with Retry-After: 1
+	finding := `{"finding_id":"f-secret-0001","rule":"anonymous-secret-read","severity":"critical","cluster_name":"prod-eu","src_ip":"203.0.113.7","count":1,"window":"1h0m0s","first_seen":"2026-03-01T10:00:03Z","last_seen":"2026-03-01T10:00:03Z","summary":"Anonymous request allowed."}`
+	event, err := json.Marshal(events.SNSEvent{Records: []events.SNSEventRecord{{
+		EventSource: "aws:sns",
+		SNS: events.SNSEntity{
+			MessageID:         "m-critical",
+			Message:           finding,
+			MessageAttributes: map[string]any{"severity": map[string]any{"Type": "String", "Value": "critical"}},
+		},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		function   string
+		wantPosted bool
+	}{
+		{"SlackNotifierFunction", false},
+		{"SlackCriticalNotifierFunction", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.function, func(t *testing.T) {
+			var mu sync.Mutex
+			var at []time.Time
+			var posted []string
+			slackSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				defer mu.Unlock()
+				at = append(at, time.Now())
+				if len(at) <= storm {
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(http.StatusTooManyRequests)
+					io.WriteString(w, "rate_limited")
+					return
+				}
+				posted = append(posted, string(b))
+				io.WriteString(w, "ok")
+			}))
+			defer slackSrv.Close()
+			ssmSrv := httptest.NewServer(&fakeSSM{status: 200, body: parameterBody("SecureString", slackSrv.URL+"/services/T0/B0/SECRET")})
+			defer ssmSrv.Close()
+
+			tplEnv, timeout := templateFunction(t, tt.function)
+			env := awsEnv(ssmSrv.URL)
+			for _, k := range []string{"SLACK_MAX_ATTEMPTS", "SLACK_RETRY_BUDGET"} {
+				v, ok := tplEnv[k]
+				if !ok {
+					t.Fatalf("template.yaml sets no %s for %s", k, tt.function)
+				}
+				env[k] = v
+			}
+			env["WEBHOOK_PARAMETER"] = "/anonwatch/slack-webhook"
+			// The emulator stops the function at the deployed timeout.
+			env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = fmt.Sprint(timeout)
+			fn := startRIE(t, dir, env)
+
+			got := invoke(t, fn, event)
+			mu.Lock()
+			defer mu.Unlock()
+			if tt.wantPosted {
+				if got != "null" {
+					t.Errorf("invoke = %s, want null: the finding posted", got)
+				}
+				if len(posted) != 1 || !strings.Contains(posted[0], "f-secret-0001") {
+					t.Errorf("Slack took %q, want the one critical finding", posted)
+				}
+				if len(at) != storm+1 {
+					t.Errorf("%d requests, want %d", len(at), storm+1)
+				}
+			} else {
+				var fnErr struct{ ErrorMessage string }
+				if err := json.Unmarshal([]byte(got), &fnErr); err != nil || !strings.Contains(fnErr.ErrorMessage, "429") {
+					t.Errorf("invoke = %s, want an error naming the 429, so that Lambda retries", got)
+				}
+				if len(posted) != 0 {
+					t.Errorf("Slack took %q, want nothing", posted)
+				}
+			}
+			for i := 1; i < len(at); i++ {
+				if gap := at[i].Sub(at[i-1]); gap < 900*time.Millisecond {
+					t.Errorf("request %d came %v after the one Slack answered Retry-After: 1", i+1, gap)
+				}
+			}
+			t.Logf("%s (%s attempts, %s budget, timeout %d s): %d requests over %v",
+				tt.function, env["SLACK_MAX_ATTEMPTS"], env["SLACK_RETRY_BUDGET"], timeout, len(at), at[len(at)-1].Sub(at[0]).Round(time.Millisecond))
+		})
 	}
 }

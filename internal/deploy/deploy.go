@@ -34,8 +34,9 @@ const (
 
 // SeverityAttribute is the SNS message attribute, a String holding the
 // finding's severity name ("low" ... "critical"), that the publisher sets on
-// every finding and the e-mail subscription's filter policy reads. A finding
-// published without it never reaches e-mail.
+// every finding and the filter policies of the e-mail and Slack
+// subscriptions read. A finding published without it never reaches e-mail
+// or Slack.
 const SeverityAttribute = "severity"
 
 // Environment variables the functions read; the template sets them.
@@ -47,4 +48,9 @@ const (
 	// EnvWebhookAllowed lists, comma-separated, the URL prefixes the Slack
 	// notifier may post to (slack.DefaultAllowedWebhooks when empty).
 	EnvWebhookAllowed = "WEBHOOK_ALLOWED_PREFIXES"
+	// EnvSlackMaxAttempts and EnvSlackRetryBudget set a Slack notifier's
+	// retry policy (slack.ParsePolicy). They are what sets the notifier for
+	// critical findings apart from the other one.
+	EnvSlackMaxAttempts = "SLACK_MAX_ATTEMPTS"
+	EnvSlackRetryBudget = "SLACK_RETRY_BUDGET"
 )

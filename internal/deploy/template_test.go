@@ -1,12 +1,14 @@
 package deploy
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/cloudformation/cloudwatch"
@@ -18,27 +20,31 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/anonwatch/anonwatch/internal/rules"
+	"github.com/anonwatch/anonwatch/internal/slack"
 )
 
 // The template's resources, their types and conditions. A resource added to
 // or removed from template.yaml fails here until the tests cover it.
 var wantResources = map[string]struct{ typ, condition string }{
-	"DetectorFunction":       {"AWS::Serverless::Function", ""},
-	"DetectorLogGroup":       {"AWS::Logs::LogGroup", ""},
-	"SlackNotifierFunction":  {"AWS::Serverless::Function", "HasSlack"},
-	"SlackNotifierLogGroup":  {"AWS::Logs::LogGroup", "HasSlack"},
-	"Table":                  {"AWS::DynamoDB::Table", ""},
-	"Topic":                  {"AWS::SNS::Topic", ""},
-	"EmailSubscription":      {"AWS::SNS::Subscription", "HasAlertEmail"},
-	"AlarmTopic":             {"AWS::SNS::Topic", ""},
-	"AlarmTopicPolicy":       {"AWS::SNS::TopicPolicy", ""},
-	"AlarmEmailSubscription": {"AWS::SNS::Subscription", "HasAlertEmail"},
-	"DeadLetterQueue":        {"AWS::SQS::Queue", ""},
-	"DetectorErrorsAlarm":    {"AWS::CloudWatch::Alarm", ""},
-	"DetectorThrottlesAlarm": {"AWS::CloudWatch::Alarm", ""},
-	"DetectorDurationAlarm":  {"AWS::CloudWatch::Alarm", ""},
-	"DeadLetterQueueAlarm":   {"AWS::CloudWatch::Alarm", ""},
-	"DamagedAuditLinesAlarm": {"AWS::CloudWatch::Alarm", ""},
+	"DetectorFunction":      {"AWS::Serverless::Function", ""},
+	"DetectorLogGroup":      {"AWS::Logs::LogGroup", ""},
+	"SlackNotifierFunction": {"AWS::Serverless::Function", "HasSlackBelowCritical"},
+	"SlackNotifierLogGroup": {"AWS::Logs::LogGroup", "HasSlackBelowCritical"},
+	// Critical findings reach Slack whenever Slack is configured at all.
+	"SlackCriticalNotifierFunction": {"AWS::Serverless::Function", "HasSlack"},
+	"SlackCriticalNotifierLogGroup": {"AWS::Logs::LogGroup", "HasSlack"},
+	"Table":                         {"AWS::DynamoDB::Table", ""},
+	"Topic":                         {"AWS::SNS::Topic", ""},
+	"EmailSubscription":             {"AWS::SNS::Subscription", "HasAlertEmail"},
+	"AlarmTopic":                    {"AWS::SNS::Topic", ""},
+	"AlarmTopicPolicy":              {"AWS::SNS::TopicPolicy", ""},
+	"AlarmEmailSubscription":        {"AWS::SNS::Subscription", "HasAlertEmail"},
+	"DeadLetterQueue":               {"AWS::SQS::Queue", ""},
+	"DetectorErrorsAlarm":           {"AWS::CloudWatch::Alarm", ""},
+	"DetectorThrottlesAlarm":        {"AWS::CloudWatch::Alarm", ""},
+	"DetectorDurationAlarm":         {"AWS::CloudWatch::Alarm", ""},
+	"DeadLetterQueueAlarm":          {"AWS::CloudWatch::Alarm", ""},
+	"DamagedAuditLinesAlarm":        {"AWS::CloudWatch::Alarm", ""},
 }
 
 func TestTemplateResources(t *testing.T) {
@@ -83,6 +89,10 @@ func TestParameters(t *testing.T) {
 	for s := rules.Low; s <= rules.Critical; s++ {
 		severities = append(severities, s.String())
 	}
+	var reservations []any
+	for n := range 11 {
+		reservations = append(reservations, float64(n))
+	}
 	want := cloudformation.Parameters{
 		"ClusterName": {
 			Type:                  "String",
@@ -117,7 +127,10 @@ func TestParameters(t *testing.T) {
 			AllowedPattern:        new("^$|^[A-Za-z0-9_][A-Za-z0-9_./-]*$"),
 			ConstraintDescription: new("empty, or a relative path"),
 		},
-		"PointInTimeRecovery": {Type: "String", Default: "true", AllowedValues: []any{"true", "false"}},
+		// Up to 10: Slack takes about a post a second, so more instances
+		// would only be refused more often. 0 reserves nothing.
+		"SlackNotifierReservedConcurrency": {Type: "Number", Default: float64(2), AllowedValues: reservations},
+		"PointInTimeRecovery":              {Type: "String", Default: "true", AllowedValues: []any{"true", "false"}},
 		// The retention periods CloudWatch Logs accepts (PutRetentionPolicy,
 		// retentionInDays).
 		"LogRetentionDays": {Type: "Number", Default: float64(30), AllowedValues: retention},
@@ -186,17 +199,25 @@ func TestConditions(t *testing.T) {
 		return map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": param}, ""}}}}
 	}
 	want := map[string]any{
-		"HasAlertEmail":          notEmpty("AlertEmail"),
-		"HasSlack":               notEmpty("SlackWebhookParameter"),
-		"HasRulesFile":           notEmpty("RulesFile"),
-		"HasCustomFilterPattern": notEmpty("FilterPattern"),
+		"HasAlertEmail": notEmpty("AlertEmail"),
+		"HasSlack":      notEmpty("SlackWebhookParameter"),
+		// The notifier for findings below critical exists unless
+		// SlackMinSeverity leaves it nothing to post.
+		"HasSlackBelowCritical": map[string]any{"Fn::And": []any{
+			map[string]any{"Condition": "HasSlack"},
+			map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "SlackMinSeverity"}, rules.Critical.String()}}}},
+		}},
+		// A Ref to a Number parameter is a string.
+		"HasSlackReservedConcurrency": map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "SlackNotifierReservedConcurrency"}, "0"}}}},
+		"HasRulesFile":                notEmpty("RulesFile"),
+		"HasCustomFilterPattern":      notEmpty("FilterPattern"),
 	}
 	if diff := cmp.Diff(want, l.raw["Conditions"]); diff != "" {
 		t.Errorf("conditions (-want +got):\n%s", diff)
 	}
 }
 
-// wantLogging is the LoggingConfig both functions carry: JSON logs, which
+// wantLogging is the LoggingConfig every function carries: JSON logs, which
 // lambdacontext's slog handler writes, at INFO, with Lambda's own platform
 // lines only from WARN up.
 func wantLogging(logGroup string) map[string]any {
@@ -271,63 +292,226 @@ func TestDetectorFunction(t *testing.T) {
 	}
 }
 
-func TestSlackNotifierFunction(t *testing.T) {
+// slackFunctions are the two Slack notifier functions: the same program,
+// configured apart.
+var slackFunctions = []string{"SlackNotifierFunction", "SlackCriticalNotifierFunction"}
+
+func TestSlackNotifierFunctions(t *testing.T) {
 	l := load(t)
-	got, err := l.typed.GetServerlessFunctionWithName("SlackNotifierFunction")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &serverless.Function{
-		Description:   new("Posts anonwatch findings to a Slack incoming webhook."),
-		CodeUri:       &serverless.Function_CodeUri{String: new(".")},
-		Handler:       new("bootstrap"),
-		Runtime:       new("provided.al2023"),
-		Architectures: []string{"arm64"},
-		MemorySize:    new(128),
-		Timeout:       new(75),
-		Environment: &serverless.Function_FunctionEnvironment{Variables: map[string]string{
-			EnvWebhookParameter: "{Ref:SlackWebhookParameter}",
-			EnvWebhookAllowed:   "{Ref:SlackWebhookAllowedPrefixes}",
-		}},
-		EventInvokeConfig:          wantEventInvokeConfig(),
-		AWSCloudFormationMetadata:  map[string]any{"BuildMethod": "makefile"},
-		AWSCloudFormationCondition: "HasSlack",
-	}
-	// goformation's SNS event has no FilterPolicy: the events are checked
-	// raw. The subscription filters on severity as the e-mail one does,
-	// with its own threshold, so a flood of low findings never reaches
-	// Slack's rate limit.
-	got.Events = nil
-	checkFunction(t, l, "SlackNotifierFunction", got, want)
-	wantEvents := map[string]any{"Findings": map[string]any{
-		"Type": "SNS",
-		"Properties": map[string]any{
-			"Topic":             map[string]any{"Ref": "Topic"},
-			"FilterPolicyScope": "MessageAttributes",
-			"FilterPolicy": map[string]any{SeverityAttribute: map[string]any{
-				"Fn::FindInMap": []any{"SeverityAtOrAbove", map[string]any{"Ref": "SlackMinSeverity"}, "Severities"},
-			}},
+	tests := []struct {
+		name        string
+		description string
+		timeout     int
+		logGroup    string
+		attempts    string
+		budget      string
+		// severity is the subscription's filter on the severity attribute.
+		severity any
+	}{
+		{
+			name:        "SlackNotifierFunction",
+			description: "Posts anonwatch findings below critical to a Slack incoming webhook.",
+			timeout:     75,
+			logGroup:    "SlackNotifierLogGroup",
+			attempts:    "4",
+			budget:      "30s",
+			// From SlackMinSeverity up, less critical (TestSlackSeverityFilter).
+			severity: map[string]any{
+				"Fn::FindInMap": []any{"SeverityAtOrAboveBelowCritical", map[string]any{"Ref": "SlackMinSeverity"}, "Severities"},
+			},
 		},
-	}}
-	if diff := cmp.Diff(wantEvents, rawProperty(t, l, "SlackNotifierFunction", "Events")); diff != "" {
-		t.Errorf("SlackNotifierFunction Events (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff(wantLogging("SlackNotifierLogGroup"), rawProperty(t, l, "SlackNotifierFunction", "LoggingConfig")); diff != "" {
-		t.Errorf("SlackNotifierFunction LoggingConfig (-want +got):\n%s", diff)
-	}
-	wantStatements := []any{
-		map[string]any{
-			"Sid": "ReadWebhook", "Effect": "Allow",
-			"Action":   toAny(SlackNotifierSSMActions),
-			"Resource": "{Sub:arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SlackWebhookParameter}}",
+		{
+			name:        "SlackCriticalNotifierFunction",
+			description: "Posts critical anonwatch findings to a Slack incoming webhook, apart from the rest.",
+			timeout:     390,
+			logGroup:    "SlackCriticalNotifierLogGroup",
+			attempts:    "20",
+			budget:      "180s",
+			// Critical alone, whatever SlackMinSeverity says.
+			severity: []any{rules.Critical.String()},
 		},
 	}
-	if diff := cmp.Diff(wantStatements, statements(t, got)); diff != "" {
-		t.Errorf("SlackNotifierFunction policy statements (-want +got):\n%s", diff)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := l.typed.GetServerlessFunctionWithName(tt.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &serverless.Function{
+				Description:   new(tt.description),
+				CodeUri:       &serverless.Function_CodeUri{String: new(".")},
+				Handler:       new("bootstrap"),
+				Runtime:       new("provided.al2023"),
+				Architectures: []string{"arm64"},
+				MemorySize:    new(128),
+				Timeout:       new(tt.timeout),
+				Environment: &serverless.Function_FunctionEnvironment{Variables: map[string]string{
+					EnvWebhookParameter: "{Ref:SlackWebhookParameter}",
+					EnvWebhookAllowed:   "{Ref:SlackWebhookAllowedPrefixes}",
+					EnvSlackMaxAttempts: tt.attempts,
+					EnvSlackRetryBudget: tt.budget,
+				}},
+				// Both dead-letter to the same queue, whose alarm reports a
+				// finding Slack never took.
+				EventInvokeConfig:          wantEventInvokeConfig(),
+				AWSCloudFormationMetadata:  map[string]any{"BuildMethod": "makefile"},
+				AWSCloudFormationCondition: wantResources[tt.name].condition,
+			}
+			// goformation's SNS event has no FilterPolicy: the events are
+			// checked raw.
+			got.Events = nil
+			checkFunction(t, l, tt.name, got, want, "ReservedConcurrentExecutions")
+			wantEvents := map[string]any{"Findings": map[string]any{
+				"Type": "SNS",
+				"Properties": map[string]any{
+					"Topic":             map[string]any{"Ref": "Topic"},
+					"FilterPolicyScope": "MessageAttributes",
+					"FilterPolicy":      map[string]any{SeverityAttribute: tt.severity},
+				},
+			}}
+			if diff := cmp.Diff(wantEvents, rawProperty(t, l, tt.name, "Events")); diff != "" {
+				t.Errorf("Events (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantLogging(tt.logGroup), rawProperty(t, l, tt.name, "LoggingConfig")); diff != "" {
+				t.Errorf("LoggingConfig (-want +got):\n%s", diff)
+			}
+			// Reserved concurrency keeps a flood of findings from taking
+			// the detector's, unless the parameter is 0: an account with a
+			// low concurrency quota cannot reserve any.
+			wantReserved := map[string]any{"Fn::If": []any{
+				"HasSlackReservedConcurrency",
+				map[string]any{"Ref": "SlackNotifierReservedConcurrency"},
+				map[string]any{"Ref": "AWS::NoValue"},
+			}}
+			if diff := cmp.Diff(wantReserved, rawProperty(t, l, tt.name, "ReservedConcurrentExecutions")); diff != "" {
+				t.Errorf("ReservedConcurrentExecutions (-want +got):\n%s", diff)
+			}
+			wantStatements := []any{
+				map[string]any{
+					"Sid": "ReadWebhook", "Effect": "Allow",
+					"Action":   toAny(SlackNotifierSSMActions),
+					"Resource": "{Sub:arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${SlackWebhookParameter}}",
+				},
+			}
+			if diff := cmp.Diff(wantStatements, statements(t, got)); diff != "" {
+				t.Errorf("policy statements (-want +got):\n%s", diff)
+			}
+
+			// The function's own code accepts its retry policy, and its
+			// timeout outlasts the longest post the policy allows, so a
+			// post that fails ends with its own error, not a timeout.
+			policy, err := slack.ParsePolicy(tt.attempts, tt.budget)
+			if err != nil {
+				t.Fatalf("the notifier would refuse its settings: %v", err)
+			}
+			const margin = 5 * time.Second // rendering, logging, the runtime
+			if limit := time.Duration(*got.Timeout) * time.Second; policy.MaxDuration()+margin > limit {
+				t.Errorf("Timeout %v is shorter than the policy's longest post %v plus %v", limit, policy.MaxDuration(), margin)
+			}
+		})
 	}
 }
 
-// wantEventInvokeConfig is both functions' asynchronous-invocation setup:
+// TestSlackPaths checks what makes the critical path worth having: it is
+// more patient with Slack's rate limit than the other path, and otherwise
+// the same function, so a fix to one cannot miss the other.
+func TestSlackPaths(t *testing.T) {
+	l := load(t)
+	fns := map[string]map[string]any{}
+	policies := map[string]slack.Policy{}
+	for _, name := range slackFunctions {
+		r := rawResource(t, l, name)
+		fns[name] = r
+		vars := asMap(asMap(asMap(r["Properties"])["Environment"])["Variables"])
+		attempts, _ := vars[EnvSlackMaxAttempts].(string)
+		budget, _ := vars[EnvSlackRetryBudget].(string)
+		p, err := slack.ParsePolicy(attempts, budget)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		policies[name] = p
+	}
+	normal, critical := policies["SlackNotifierFunction"], policies["SlackCriticalNotifierFunction"]
+	if normal != slack.DefaultPolicy {
+		t.Errorf("SlackNotifierFunction's policy %+v differs from slack.DefaultPolicy %+v, which its comments describe", normal, slack.DefaultPolicy)
+	}
+	if critical.MaxAttempts <= normal.MaxAttempts || critical.Budget <= normal.Budget {
+		t.Errorf("the critical path's policy %+v is not more patient than the other's %+v in both attempts and budget", critical, normal)
+	}
+
+	// Everything but what sets them apart is the same.
+	strip := func(r map[string]any) map[string]any {
+		var c map[string]any
+		b, _ := json.Marshal(r)
+		_ = json.Unmarshal(b, &c)
+		delete(c, "Condition")
+		props := asMap(c["Properties"])
+		for _, k := range []string{"Description", "Timeout", "LoggingConfig", "Events"} {
+			delete(props, k)
+		}
+		vars := asMap(asMap(props["Environment"])["Variables"])
+		delete(vars, EnvSlackMaxAttempts)
+		delete(vars, EnvSlackRetryBudget)
+		return c
+	}
+	if diff := cmp.Diff(strip(fns["SlackNotifierFunction"]), strip(fns["SlackCriticalNotifierFunction"])); diff != "" {
+		t.Errorf("the two Slack functions differ beyond condition, description, timeout, log group, filter and retry policy (-notifier +critical):\n%s", diff)
+	}
+}
+
+// TestSlackSeverityFilter resolves both Slack subscriptions' filters for
+// every SlackMinSeverity a user can choose: together they let through
+// exactly that severity and the ones above, critical always, and no
+// severity through both, which would post a finding twice.
+func TestSlackSeverityFilter(t *testing.T) {
+	l := load(t)
+	mappings := asMap(l.raw["Mappings"])
+	below := asMap(mappings["SeverityAtOrAboveBelowCritical"])
+	p := l.typed.Parameters["SlackMinSeverity"]
+	if len(below) != len(p.AllowedValues) {
+		t.Errorf("SeverityAtOrAboveBelowCritical has %d keys, SlackMinSeverity allows %d values", len(below), len(p.AllowedValues))
+	}
+	critical := rules.Critical.String()
+	// The critical path's filter, as its subscription has it.
+	criticalFilter := asStrings(asMap(asMap(asMap(asMap(rawProperty(t, l, "SlackCriticalNotifierFunction", "Events"))["Findings"])["Properties"])["FilterPolicy"])[SeverityAttribute])
+	if !slices.Equal(criticalFilter, []string{critical}) {
+		t.Errorf("SlackCriticalNotifierFunction filters on %v, want %s alone", criticalFilter, critical)
+	}
+	for _, v := range p.AllowedValues {
+		name, _ := v.(string)
+		min, err := rules.ParseSeverity(name)
+		if err != nil {
+			t.Fatalf("SlackMinSeverity allows %q: %v", name, err)
+		}
+		// SlackNotifierFunction exists only below critical
+		// (HasSlackBelowCritical, checked in TestConditions).
+		var normal []string
+		if min < rules.Critical {
+			normal = asStrings(asMap(below[name])["Severities"])
+		}
+		var want, union []string
+		for s := min; s <= rules.Critical; s++ {
+			want = append(want, s.String())
+		}
+		union = append(slices.Clone(normal), criticalFilter...)
+		if diff := cmp.Diff(want, union); diff != "" {
+			t.Errorf("severities posted to Slack at SlackMinSeverity=%s (-want +got):\n%s", name, diff)
+		}
+		for _, s := range criticalFilter {
+			if slices.Contains(normal, s) {
+				t.Errorf("at SlackMinSeverity=%s both notifiers take %s findings: each would be posted twice", name, s)
+			}
+		}
+	}
+	// The entry for critical, which no function uses, names no severity.
+	for _, s := range asStrings(asMap(below[critical])["Severities"]) {
+		if _, err := rules.ParseSeverity(s); err == nil {
+			t.Errorf("SeverityAtOrAboveBelowCritical.critical names the severity %q; it must match no finding", s)
+		}
+	}
+}
+
+// wantEventInvokeConfig is every function's asynchronous-invocation setup:
 // two retries, the full six hours of event age, then the dead-letter queue.
 func wantEventInvokeConfig() *serverless.Function_EventInvokeConfig {
 	return &serverless.Function_EventInvokeConfig{
@@ -341,7 +525,9 @@ func wantEventInvokeConfig() *serverless.Function_EventInvokeConfig {
 
 // checkFunction compares a function with want field by field, leaving out
 // Policies (see statements) and the properties goformation does not model.
-func checkFunction(t *testing.T, l *loaded, name string, got, want *serverless.Function) {
+// unmodelledKeys are the unmodelled properties the function has besides
+// LoggingConfig, which every function has; the caller checks them on raw.
+func checkFunction(t *testing.T, l *loaded, name string, got, want *serverless.Function, unmodelledKeys ...string) {
 	t.Helper()
 	g := *got
 	g.Policies = nil
@@ -356,6 +542,8 @@ func checkFunction(t *testing.T, l *loaded, name string, got, want *serverless.F
 	}
 	sort.Strings(keys)
 	wantKeys := []string{"Architectures", "CodeUri", "Description", "Environment", "EventInvokeConfig", "Events", "Handler", "LoggingConfig", "MemorySize", "Policies", "Runtime", "Timeout"}
+	wantKeys = append(wantKeys, unmodelledKeys...)
+	sort.Strings(wantKeys)
 	if diff := cmp.Diff(wantKeys, keys); diff != "" {
 		t.Errorf("%s property names (-want +got):\n%s", name, diff)
 	}
@@ -425,6 +613,7 @@ func TestPolicyActions(t *testing.T) {
 	}{
 		{"DetectorFunction", map[string][]string{"dynamodb": DetectorDynamoDBActions, "sns": DetectorSNSActions}},
 		{"SlackNotifierFunction", map[string][]string{"ssm": SlackNotifierSSMActions}},
+		{"SlackCriticalNotifierFunction", map[string][]string{"ssm": SlackNotifierSSMActions}},
 	}
 	for _, tt := range tests {
 		fn, err := l.typed.GetServerlessFunctionWithName(tt.function)
@@ -460,6 +649,7 @@ func TestLogGroups(t *testing.T) {
 	tests := []struct{ name, logGroupName string }{
 		{"DetectorLogGroup", "{Sub:/aws/lambda/${AWS::StackName}-detector}"},
 		{"SlackNotifierLogGroup", "{Sub:/aws/lambda/${AWS::StackName}-slack-notifier}"},
+		{"SlackCriticalNotifierLogGroup", "{Sub:/aws/lambda/${AWS::StackName}-slack-critical-notifier}"},
 	}
 	for _, tt := range tests {
 		got, err := l.typed.GetLogsLogGroupWithName(tt.name)

@@ -31,7 +31,7 @@ func ExamplePoster_Post() {
 		fmt.Println("waiting", d)
 		return nil
 	}
-	p := slack.New(srv.URL+"/services/T0/B0/x", nil, sleep)
+	p := slack.New(srv.URL+"/services/T0/B0/x", slack.DefaultPolicy, nil, sleep)
 	err := p.Post(context.Background(), []byte(`{"text":"finding"}`))
 	fmt.Println("error:", err)
 	// Output:

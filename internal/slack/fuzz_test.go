@@ -25,15 +25,17 @@ func FuzzDecodeFinding(f *testing.F) {
 func FuzzRetryAfter(f *testing.F) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, s := range []string{"2", "0", "-1", "99999999999999999999", "Sun, 01 Mar 2026 12:00:05 GMT", "soon", ""} {
-		f.Add(s, "Sun, 01 Mar 2026 12:00:00 GMT")
+		f.Add(s, "Sun, 01 Mar 2026 12:00:00 GMT", uint16(RetryBudget/time.Second))
 	}
-	f.Fuzz(func(t *testing.T, retry, date string) {
+	f.Add("200", "", uint16(180))
+	f.Fuzz(func(t *testing.T, retry, date string, budgetSecs uint16) {
 		h := http.Header{}
 		h.Set("Retry-After", retry)
 		h.Set("Date", date)
-		d := retryAfter(h, func() time.Time { return now })
-		if d != -1 && (d < 0 || d > RetryBudget+time.Second) {
-			t.Errorf("retryAfter(%q, Date %q) = %v, want -1 or within [0, %v]", retry, date, d, RetryBudget+time.Second)
+		budget := time.Duration(budgetSecs) * time.Second
+		d := retryAfter(h, func() time.Time { return now }, budget)
+		if d != -1 && (d < 0 || d > budget+time.Second) {
+			t.Errorf("retryAfter(%q, Date %q, budget %v) = %v, want -1 or within [0, %v]", retry, date, budget, d, budget+time.Second)
 		}
 	})
 }

@@ -86,7 +86,7 @@ func newTestNotifier(t *testing.T, replies ...reply) testNotifier {
 	t.Cleanup(srv.Close)
 	var logs bytes.Buffer
 	s := &sleepRecorder{}
-	n := NewNotifier(New(srv.URL+secretPath, srv.Client(), s.sleep), slog.New(slog.NewJSONHandler(&logs, nil)))
+	n := NewNotifier(New(srv.URL+secretPath, DefaultPolicy, srv.Client(), s.sleep), slog.New(slog.NewJSONHandler(&logs, nil)))
 	return testNotifier{n: n, slack: fake, logs: &logs, waits: s}
 }
 

@@ -20,17 +20,24 @@ import (
 	"time"
 )
 
-// Retry policy of Post.
+// DefaultPolicy's bounds.
 const (
 	// MaxAttempts bounds the requests one Post makes.
 	MaxAttempts = 4
-	// RetryBudget bounds the total time Post waits between attempts. A
-	// Retry-After longer than what is left of it ends the retries, since
-	// posting earlier than Slack asked would only be refused again.
+	// RetryBudget bounds the total time one Post waits between attempts.
+	// A Retry-After longer than what is left of the budget ends the
+	// retries, since posting earlier than Slack asked would only be
+	// refused again.
 	RetryBudget = 30 * time.Second
+)
+
+const (
 	// FirstBackoff is the wait before the second attempt when Slack gives
 	// no Retry-After; it doubles for each later attempt.
 	FirstBackoff = time.Second
+	// AttemptTimeout bounds one request of the default client, answer
+	// included.
+	AttemptTimeout = 10 * time.Second
 	// maxErrorBody bounds how much of Slack's error answer is kept. Slack
 	// answers a short code such as "invalid_payload".
 	maxErrorBody = 256
@@ -40,23 +47,28 @@ const (
 // concurrent use.
 type Poster struct {
 	url    string
+	policy Policy
 	client *http.Client
 	sleep  func(context.Context, time.Duration) error
 	now    func() time.Time // reference time for an HTTP-date Retry-After without a Date header
 }
 
-// New returns a Poster for the webhook at url. A nil client means a client
-// with a 10-second timeout. sleep waits between attempts and returns early
-// with the context's error when ctx ends; nil means a real timer. Tests pass
-// a sleep that records the durations and returns at once.
-func New(url string, client *http.Client, sleep func(context.Context, time.Duration) error) *Poster {
+// New returns a Poster for the webhook at url that retries as policy says
+// (the zero Policy means DefaultPolicy; a MaxAttempts below 1 means one
+// attempt). A nil client means a client with a timeout of AttemptTimeout.
+// sleep waits between attempts and returns early with the context's error
+// when ctx ends; nil means a real timer. Tests pass a sleep that records the
+// durations and returns at once.
+func New(url string, policy Policy, client *http.Client, sleep func(context.Context, time.Duration) error) *Poster {
+	policy = policy.orDefault()
+	policy.MaxAttempts = max(policy.MaxAttempts, 1)
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: noRedirects}
+		client = &http.Client{Timeout: AttemptTimeout, CheckRedirect: noRedirects}
 	}
 	if sleep == nil {
 		sleep = Sleep
 	}
-	return &Poster{url: url, client: client, sleep: sleep, now: time.Now}
+	return &Poster{url: url, policy: policy, client: client, sleep: sleep, now: time.Now}
 }
 
 // Sleep waits for d or until ctx ends, whichever is first, and returns
@@ -93,12 +105,13 @@ func (e *StatusError) Permanent() bool {
 
 // Post sends payload, a Block Kit JSON document, to the webhook.
 //
-// It retries a 429, a 5xx and a request that got no answer, up to
-// MaxAttempts requests in all, waiting as Retry-After says (in seconds or as
-// an HTTP date) or, without one, FirstBackoff doubled per attempt; the waits
-// add up to at most RetryBudget. Any other answer (400, 403, 404, 410...)
-// and an unusable URL are permanent and returned at once. A request whose answer was lost may have been posted, so a retry
-// can show the message twice.
+// It retries a 429, a 5xx and a request that got no answer, up to the
+// policy's MaxAttempts requests in all, waiting as Retry-After says (in
+// seconds or as an HTTP date) or, without one, FirstBackoff doubled per
+// attempt; the waits add up to at most the policy's Budget. Any other
+// answer (400, 403, 404, 410...) and an unusable URL are permanent and
+// returned at once. A request whose answer was lost may have been posted,
+// so a retry can show the message twice.
 //
 // The error names no URL. It wraps a *StatusError when Slack answered, and
 // ctx's error when the context ended first.
@@ -116,15 +129,15 @@ func (p *Poster) Post(ctx context.Context, payload []byte) error {
 		if errors.As(err, &se) && se.Permanent() || errors.Is(err, errInvalidURL) {
 			return fmt.Errorf("post to slack: %w", err)
 		}
-		if attempt == MaxAttempts {
+		if attempt == p.policy.MaxAttempts {
 			return fmt.Errorf("post to slack: gave up after %d attempts: %w", attempt, err)
 		}
 		if delay < 0 {
 			delay = FirstBackoff << (attempt - 1)
 		}
-		if waited+delay > RetryBudget {
+		if waited+delay > p.policy.Budget {
 			return fmt.Errorf("post to slack: gave up after %d attempts, next wait %v would pass the %v retry budget: %w",
-				attempt, delay, RetryBudget, err)
+				attempt, delay, p.policy.Budget, err)
 		}
 		if err := p.sleep(ctx, delay); err != nil {
 			return fmt.Errorf("post to slack (waiting to retry after %d attempts): %w", attempt, err)
@@ -156,7 +169,7 @@ func (p *Poster) try(ctx context.Context, payload []byte) (time.Duration, error)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return 0, nil
 	}
-	return retryAfter(resp.Header, p.now), &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(body))}
+	return retryAfter(resp.Header, p.now, p.policy.Budget), &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(body))}
 }
 
 // redact drops the *url.Error layer, whose message quotes the request URL,
@@ -170,11 +183,11 @@ func redact(err error) error {
 }
 
 // retryAfter returns the wait the Retry-After header asks for, never more
-// than RetryBudget (a longer one ends the retries anyway), or -1 when the
-// header is missing or unreadable. An HTTP date is taken relative to the
-// response's Date header, so a skewed local clock does not stretch the
-// wait, or to now() when there is no Date.
-func retryAfter(h http.Header, now func() time.Time) time.Duration {
+// than a second past budget (a longer one ends the retries anyway), or -1
+// when the header is missing or unreadable. An HTTP date is taken relative
+// to the response's Date header, so a skewed local clock does not stretch
+// the wait, or to now() when there is no Date.
+func retryAfter(h http.Header, now func() time.Time, budget time.Duration) time.Duration {
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return -1
@@ -183,7 +196,7 @@ func retryAfter(h http.Header, now func() time.Time) time.Duration {
 		if secs < 0 {
 			return -1
 		}
-		return time.Duration(min(secs, int64(RetryBudget/time.Second)+1)) * time.Second
+		return time.Duration(min(secs, int64(budget/time.Second)+1)) * time.Second
 	}
 	at, err := http.ParseTime(v)
 	if err != nil {
@@ -193,7 +206,7 @@ func retryAfter(h http.Header, now func() time.Time) time.Duration {
 	if d, err := http.ParseTime(h.Get("Date")); err == nil {
 		ref = d
 	}
-	return min(max(at.Sub(ref), 0), RetryBudget+time.Second)
+	return min(max(at.Sub(ref), 0), budget+time.Second)
 }
 
 // noRedirects makes a redirect the answer: the webhook URL was checked

@@ -81,7 +81,7 @@ func TestPostRetriesThenSucceeds(t *testing.T) {
 	s := &sleepRecorder{}
 	payload := []byte(`{"text":"finding","blocks":[]}`)
 
-	err := New(srv.URL+secretPath, srv.Client(), s.sleep).Post(context.Background(), payload)
+	err := New(srv.URL+secretPath, DefaultPolicy, srv.Client(), s.sleep).Post(context.Background(), payload)
 	if err != nil {
 		t.Fatalf("Post() = %v, want nil", err)
 	}
@@ -141,7 +141,7 @@ func TestPost(t *testing.T) {
 			srv := httptest.NewServer(fake)
 			defer srv.Close()
 			s := &sleepRecorder{}
-			err := New(srv.URL+secretPath, srv.Client(), s.sleep).Post(context.Background(), []byte(`{}`))
+			err := New(srv.URL+secretPath, DefaultPolicy, srv.Client(), s.sleep).Post(context.Background(), []byte(`{}`))
 			checkErr(t, err, tt.wantErr)
 			if fake.requests != tt.wantReqs {
 				t.Errorf("%d requests, want %d", fake.requests, tt.wantReqs)
@@ -188,7 +188,7 @@ func TestPostRetryAfterDateUsesClockWithoutDateHeader(t *testing.T) {
 	}))
 	defer srv.Close()
 	s := &sleepRecorder{}
-	p := New(srv.URL+secretPath, srv.Client(), s.sleep)
+	p := New(srv.URL+secretPath, DefaultPolicy, srv.Client(), s.sleep)
 	p.now = func() time.Time { return now }
 	err := p.Post(context.Background(), []byte(`{}`))
 	checkErr(t, err, "gave up after 4 attempts")
@@ -206,7 +206,7 @@ func TestPostUnreachable(t *testing.T) {
 	url := "http://" + ln.Addr().String() + secretPath
 	ln.Close() // nothing listens there now
 	s := &sleepRecorder{}
-	err = New(url, nil, s.sleep).Post(context.Background(), []byte(`{}`))
+	err = New(url, DefaultPolicy, nil, s.sleep).Post(context.Background(), []byte(`{}`))
 	checkErr(t, err, "gave up after 4 attempts")
 	if diff := cmp.Diff([]time.Duration{time.Second, 2 * time.Second, 4 * time.Second}, s.waits); diff != "" {
 		t.Errorf("waits (-want +got):\n%s", diff)
@@ -215,7 +215,7 @@ func TestPostUnreachable(t *testing.T) {
 
 func TestPostInvalidURL(t *testing.T) {
 	s := &sleepRecorder{}
-	err := New("http://SECRET host/"+secretPath, nil, s.sleep).Post(context.Background(), []byte(`{}`))
+	err := New("http://SECRET host/"+secretPath, DefaultPolicy, nil, s.sleep).Post(context.Background(), []byte(`{}`))
 	checkErr(t, err, "invalid webhook URL")
 	if len(s.waits) != 0 {
 		t.Errorf("waited %v to retry a URL that cannot work", s.waits)
@@ -227,7 +227,7 @@ func TestPostContextEndsWhileWaiting(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 	s := &sleepRecorder{err: context.Canceled}
-	err := New(srv.URL+secretPath, srv.Client(), s.sleep).Post(context.Background(), []byte(`{}`))
+	err := New(srv.URL+secretPath, DefaultPolicy, srv.Client(), s.sleep).Post(context.Background(), []byte(`{}`))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Post() = %v, want context.Canceled", err)
 	}
@@ -243,7 +243,7 @@ func TestPostContextAlreadyDone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s := &sleepRecorder{}
-	err := New(srv.URL+secretPath, srv.Client(), s.sleep).Post(ctx, []byte(`{}`))
+	err := New(srv.URL+secretPath, DefaultPolicy, srv.Client(), s.sleep).Post(ctx, []byte(`{}`))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Post() = %v, want context.Canceled", err)
 	}
@@ -281,7 +281,7 @@ func TestPostDoesNotFollowRedirects(t *testing.T) {
 	}))
 	defer srv.Close()
 	s := &sleepRecorder{}
-	err := New(srv.URL+secretPath, nil, s.sleep).Post(context.Background(), []byte(`{"text":"finding"}`))
+	err := New(srv.URL+secretPath, DefaultPolicy, nil, s.sleep).Post(context.Background(), []byte(`{"text":"finding"}`))
 	if err == nil {
 		t.Fatal("a redirect was taken for success")
 	}
