@@ -61,6 +61,25 @@ type Message struct {
 	Body    string
 }
 
+// For returns what a subscriber over protocol ("email", "https", "sqs",
+// "lambda" and so on) receives of m: the body's key for that protocol, or
+// its "default", as SNS delivers a message published with MessageStructure
+// "json". A preview of a delivery can so show exactly what SNS would send.
+func (m Message) For(protocol string) (string, error) {
+	var keys map[string]string
+	if err := json.Unmarshal([]byte(m.Body), &keys); err != nil {
+		return "", fmt.Errorf("render: SNS message body: %v", err)
+	}
+	if s, ok := keys[protocol]; ok {
+		return s, nil
+	}
+	s, ok := keys["default"]
+	if !ok {
+		return "", errors.New(`render: SNS message body has no "default"`)
+	}
+	return s, nil
+}
+
 // snsBody maps SNS protocols to the message each receives. SNS requires
 // "default", and gives it to every protocol without a key of its own.
 type snsBody struct {

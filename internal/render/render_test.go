@@ -754,3 +754,47 @@ func TestSeverityEmoji(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageFor checks that each SNS protocol gets its own rendering, and
+// the protocols without one the finding's document.
+func TestMessageFor(t *testing.T) {
+	f := loadFinding(t, "pod-scan")
+	m, err := SNS(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := JSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, err := Chat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		protocol string
+		want     string
+	}{
+		{"email", EmailBody(f)},
+		{"https", string(chat)},
+		{"sms", EmailSubject(f)},
+		{"sqs", string(doc)},
+		{"lambda", string(doc)},
+		{"http", string(doc)},
+		{"email-json", string(doc)},
+	}
+	for _, tt := range tests {
+		got, err := m.For(tt.protocol)
+		if err != nil {
+			t.Fatalf("For(%q): %v", tt.protocol, err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("For(%q) mismatch (-want +got):\n%s", tt.protocol, diff)
+		}
+	}
+	for _, body := range []string{"", "not json", `{"email":"x"}`} {
+		if got, err := (Message{Body: body}).For("lambda"); err == nil {
+			t.Errorf("Message{Body: %q}.For(lambda) = %q, want an error", body, got)
+		}
+	}
+}
