@@ -27,8 +27,9 @@ const (
 const usage = `usage: anonwatch <command> [flags] [args]
 
 commands:
-  replay [--rules FILE] [--cluster NAME] [--report] [--table NAME] [--max-payload MIB] FILE...
-        run the detector over audit logs (FILE may be -, a folder, or .gz)
+  replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] FILE...
+        run the detector over audit logs (FILE may be -, a folder, or .gz);
+        --format prints each finding as a subscriber would get it
   rules check FILE      validate a rule file
   rules list [--rules FILE]
         print the active rules and the variables rules can use

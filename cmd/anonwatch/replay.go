@@ -16,7 +16,6 @@ import (
 	"github.com/anonwatch/anonwatch/internal/audit"
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/detect"
-	"github.com/anonwatch/anonwatch/internal/jsonlpub"
 	"github.com/anonwatch/anonwatch/internal/memstate"
 	"github.com/anonwatch/anonwatch/internal/rules"
 )
@@ -34,9 +33,10 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	cluster := fs.String("cluster", "local", "cluster name for input that carries no log group")
 	report := fs.Bool("report", false, "print the aggregate table over the whole input, ignoring thresholds, windows and suppression")
 	table := fs.String("table", "", "use this DynamoDB table for state instead of memory (honours AWS_ENDPOINT_URL_DYNAMODB)")
+	format := fs.String("format", "json", "how to print each finding: json (the document, one per line), email (subject and body), chat (the Amazon Q notification) or slack (the Block Kit message, one per line)")
 	maxPayload := fs.Int64("max-payload", cwlogs.DefaultLimits.MaxDecompressed>>20, "MiB of log lines one delivery may keep (the function's bound): lines past it are cut to their first 8 KiB and reported as damaged; raise it to replay such a delivery whole")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--report] [--table NAME] [--max-payload MIB] FILE...")
+		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -52,6 +52,15 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	if *report && *table != "" {
 		fmt.Fprintln(stderr, "anonwatch replay: --report and --table exclude each other")
+		return exitUsage
+	}
+	pub, err := newPublisher(*format, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "anonwatch replay:", err)
+		return exitUsage
+	}
+	if *report && *format != "json" {
+		fmt.Fprintln(stderr, "anonwatch replay: --report and --format "+*format+" exclude each other: the report lists aggregates, not findings")
 		return exitUsage
 	}
 	set, err := loadRules(*rulesFile)
@@ -92,7 +101,7 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	det, err := detect.New(detect.Config{
 		Rules:     set,
 		State:     state,
-		Publisher: jsonlpub.New(stdout),
+		Publisher: pub,
 		Logger:    logger,
 		MaxGroups: maxGroups,
 	})

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 )
 
 // chatNotification is an Amazon Q Developer in chat applications (formerly
@@ -65,7 +65,7 @@ const MaxChatDescription = 3000
 // backticks and at signs replaced by look-alikes, so they cannot mention
 // anyone, link anywhere or format the message. The description stays within
 // MaxChatDescription: lists are cut, and say how many values they left out.
-func Chat(f *detect.Finding) ([]byte, error) {
+func Chat(f *finding.Finding) ([]byte, error) {
 	if f == nil {
 		return nil, errors.New("render: nil finding")
 	}
@@ -96,16 +96,21 @@ func chat(v view, c caps) ([]byte, error) {
 	return marshal(n)
 }
 
-func severityEmoji(sev string) string {
-	switch sev {
-	case "CRITICAL":
-		return ":rotating_light:"
-	case "HIGH":
-		return ":red_circle:"
-	case "MEDIUM":
-		return ":large_orange_circle:"
-	case "LOW":
-		return ":large_blue_circle:"
+// severityEmojis mark each severity, hotter as it rises.
+var severityEmojis = [...]string{
+	finding.Low:      ":large_blue_circle:",
+	finding.Medium:   ":large_orange_circle:",
+	finding.High:     ":red_circle:",
+	finding.Critical: ":rotating_light:",
+}
+
+// severityEmoji returns the emoji for a view's severity word (upper case,
+// ASCII letters), and a white circle for a severity no rule file can name.
+func severityEmoji(word string) string {
+	for s := finding.Low; s <= finding.Critical; s++ {
+		if strings.EqualFold(word, s.String()) {
+			return severityEmojis[s]
+		}
 	}
 	return ":white_circle:"
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 )
 
 // MaxSubjectLen is the longest subject EmailSubject returns. SNS requires a
@@ -23,7 +23,7 @@ const MaxSubjectLen = 99
 // ASCII of at most MaxSubjectLen bytes and carries no text a client sent.
 // When it would be too long, the cluster name and then the rule id are cut.
 // A nil finding gets a generic subject, since SNS rejects an empty one.
-func EmailSubject(f *detect.Finding) string {
+func EmailSubject(f *finding.Finding) string {
 	if f == nil {
 		return "[UNKNOWN] anonwatch finding"
 	}
@@ -75,7 +75,7 @@ var defaultCaps = caps{values: 20, runes: 200}
 // zero-width characters shown as escapes, invalid UTF-8 as U+FFFD) and cut
 // to 200 runes, with at most 20 values per list, so no value can pass for
 // part of the message around it.
-func EmailBody(f *detect.Finding) string {
+func EmailBody(f *finding.Finding) string {
 	if f == nil {
 		return ""
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 )
 
 // eventFindings are the findings `anonwatch replay events/` prints. The
@@ -28,7 +28,7 @@ func TestGoldenEventFindings(t *testing.T) {
 	sc.Buffer(nil, 1<<20)
 	seen := map[string]bool{}
 	for sc.Scan() {
-		var fd detect.Finding
+		var fd finding.Finding
 		if err := json.Unmarshal(sc.Bytes(), &fd); err != nil {
 			t.Fatal(err)
 		}

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 	"github.com/anonwatch/anonwatch/internal/render"
 )
 
 func ExampleEmailSubject() {
-	f := &detect.Finding{
+	f := &finding.Finding{
 		Severity:    "high",
 		Rule:        "anonymous-request-allowed",
 		ClusterName: "demo",
@@ -22,7 +22,7 @@ func ExampleEmailSubject() {
 }
 
 func ExampleEmailBody() {
-	f := &detect.Finding{
+	f := &finding.Finding{
 		ID: "f-1", Rule: "anonymous-request-allowed", Title: "Anonymous request allowed",
 		Severity: "high", ClusterName: "demo", SrcIP: "203.0.113.7", Count: 1, Window: "5m0s",
 		Values: map[string][]string{"path": {"/api/v1/secrets\r\nFinding: f-fake"}},
@@ -40,7 +40,7 @@ func ExampleEmailBody() {
 }
 
 func ExampleSNS() {
-	f := &detect.Finding{
+	f := &finding.Finding{
 		ID: "f-1", Rule: "anonymous-request-allowed", Severity: "high",
 		ClusterName: "demo", SrcIP: "203.0.113.7", Count: 1, Window: "5m0s",
 	}

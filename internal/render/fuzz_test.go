@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 )
 
 // FuzzUntrustedValues feeds arbitrary user agents, paths and forwarded-for
@@ -16,7 +16,7 @@ func FuzzUntrustedValues(f *testing.F) {
 	f.Add("\xff\xfe\u202e", "\u200b\u2028`", "a\r\nBcc: b")
 	f.Add(strings.Repeat("<&>", 3000), strings.Repeat("\x00", 5000), "")
 	f.Fuzz(func(t *testing.T, ua, path, xff string) {
-		fd := &detect.Finding{
+		fd := &finding.Finding{
 			ID: "f-fuzz", Rule: "anonymous-request-allowed", Severity: "high",
 			ClusterName: "demo", SrcIP: "203.0.113.1", Count: 1, Window: "5m0s",
 			UserAgent: ua, ForwardedFor: []string{xff},

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
 	"github.com/anonwatch/anonwatch/internal/enrich"
+	"github.com/anonwatch/anonwatch/internal/finding"
 )
 
 // view holds what every rendering shows of a finding, computed once. Its
@@ -19,7 +19,7 @@ import (
 // cleaned to one line. Untrusted values stay in the finding and are escaped
 // by each rendering for its own syntax.
 type view struct {
-	f        *detect.Finding
+	f        *finding.Finding
 	severity string // upper case, e.g. HIGH
 	rule     string
 	title    string // one line, from the rule file
@@ -39,7 +39,7 @@ type view struct {
 
 const unknownCluster = "CLUSTER"
 
-func newView(f *detect.Finding) view {
+func newView(f *finding.Finding) view {
 	v := view{
 		f:        f,
 		severity: severityWord(f.Severity),
@@ -106,7 +106,7 @@ func newView(f *detect.Finding) view {
 }
 
 // uaClassOf classifies the finding's user agents when detect did not.
-func uaClassOf(f *detect.Finding) string {
+func uaClassOf(f *finding.Finding) string {
 	if f.UserAgent != "" {
 		return enrich.UAClass(f.UserAgent)
 	}
@@ -265,7 +265,7 @@ func (v view) lists() (ls []list, dropped int) {
 }
 
 // userAgents merges the grouped user agent with the collected ones.
-func userAgents(f *detect.Finding) []string {
+func userAgents(f *finding.Finding) []string {
 	vs := f.Values["user_agent"]
 	if f.UserAgent == "" {
 		return vs

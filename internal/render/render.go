@@ -19,7 +19,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 )
 
 // MaxMessageBytes bounds the SNS message body SNS returns, and the JSON
@@ -29,7 +29,7 @@ import (
 // leaves room for the subject and for attributes a publisher adds.
 const MaxMessageBytes = 200 << 10
 
-// JSON returns the finding's document for machines: the detect.Finding
+// JSON returns the finding's document for machines: the finding.Finding
 // encoding, exact unless it would exceed MaxMessageBytes. Then values are
 // cut, in steps, until it fits, and values_truncated is set, and a cut value
 // ends with "…(+N bytes)".
@@ -38,7 +38,7 @@ const MaxMessageBytes = 200 << 10
 // the backtick, is written as a \u escape. A decoder gets the exact values
 // back, while the bytes themselves can go into a page, a chat message or a
 // terminal without hidden bidi controls or markup.
-func JSON(f *detect.Finding) ([]byte, error) {
+func JSON(f *finding.Finding) ([]byte, error) {
 	if f == nil {
 		return nil, errors.New("render: nil finding")
 	}
@@ -59,6 +59,25 @@ func JSON(f *detect.Finding) ([]byte, error) {
 type Message struct {
 	Subject string
 	Body    string
+}
+
+// For returns what a subscriber over protocol ("email", "https", "sqs",
+// "lambda" and so on) receives of m: the body's key for that protocol, or
+// its "default", as SNS delivers a message published with MessageStructure
+// "json". A preview of a delivery can so show exactly what SNS would send.
+func (m Message) For(protocol string) (string, error) {
+	var keys map[string]string
+	if err := json.Unmarshal([]byte(m.Body), &keys); err != nil {
+		return "", fmt.Errorf("render: SNS message body: %v", err)
+	}
+	if s, ok := keys[protocol]; ok {
+		return s, nil
+	}
+	s, ok := keys["default"]
+	if !ok {
+		return "", errors.New(`render: SNS message body has no "default"`)
+	}
+	return s, nil
 }
 
 // snsBody maps SNS protocols to the message each receives. SNS requires
@@ -90,7 +109,7 @@ type snsBody struct {
 // together, the values they show are cut in steps (fewer per list, fewer
 // runes each) until they do, so a finding with a 100 KB user agent and
 // hundreds of paths is still delivered.
-func SNS(f *detect.Finding) (Message, error) {
+func SNS(f *finding.Finding) (Message, error) {
 	if f == nil {
 		return Message{}, errors.New("render: nil finding")
 	}
@@ -122,7 +141,7 @@ func SNS(f *detect.Finding) (Message, error) {
 }
 
 // document encodes f cut to c, in printable ASCII.
-func document(f *detect.Finding, c caps) ([]byte, error) {
+func document(f *finding.Finding, c caps) ([]byte, error) {
 	b, err := json.Marshal(bounded(f, c))
 	if err != nil {
 		return nil, fmt.Errorf("render: encode finding: %w", err)
@@ -165,18 +184,27 @@ type level struct {
 
 // levels are tried in order until the output fits. The first keeps the
 // document exact; the second applies detect's own caps to every list and
-// untrusted string (ReportValuesCap values, StoredValueLen runes each), so
-// it mostly cuts the grouped user agent, which detect does not bound; the
+// untrusted string (detectValues values, detectValueLen runes each), so it
+// mostly cuts the grouped user agent, which detect does not bound; the
 // last is small enough for any finding, because bounded also caps how many
 // lists and identifiers a document holds.
 var levels = []level{
 	{json: caps{}, show: defaultCaps},
-	{json: caps{values: detect.ReportValuesCap, runes: detect.StoredValueLen}, show: defaultCaps},
+	{json: caps{values: detectValues, runes: detectValueLen}, show: defaultCaps},
 	{json: caps{values: 20, runes: 200}, show: caps{values: 10, runes: 120}},
 	{json: caps{values: 10, runes: 100}, show: caps{values: 5, runes: 80}},
 	{json: caps{values: 3, runes: 60}, show: caps{values: 3, runes: 60}},
 	{json: caps{values: 1, runes: 32}, show: caps{values: 1, runes: 32}},
 }
+
+// detect's caps on the values it reports (detect.ReportValuesCap and
+// detect.StoredValueLen), repeated here because render must not import the
+// pipeline: the Slack notifier links render, and would link the rule engine
+// with it. A test checks that they still agree.
+const (
+	detectValues   = 50
+	detectValueLen = 256
+)
 
 // Fixed caps that bounded applies at every level but the first.
 const (
@@ -190,7 +218,7 @@ const (
 )
 
 // bounded returns f with every value cut to c, or f itself when c is zero.
-func bounded(f *detect.Finding, c caps) *detect.Finding {
+func bounded(f *finding.Finding, c caps) *finding.Finding {
 	if c == (caps{}) {
 		return f
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -35,7 +35,7 @@ var fixtures = []string{
 	"sweep",
 }
 
-func loadFinding(t testing.TB, name string) *detect.Finding {
+func loadFinding(t testing.TB, name string) *finding.Finding {
 	t.Helper()
 	if name == "huge" {
 		return hugeFinding(hugeUA())
@@ -44,7 +44,7 @@ func loadFinding(t testing.TB, name string) *detect.Finding {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f detect.Finding
+	var f finding.Finding
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -64,12 +64,12 @@ func hugeUA() string {
 	return "Mozilla/5.0 " + strings.Repeat(unit, 100<<10/len(unit))
 }
 
-func hugeFinding(ua string) *detect.Finding {
+func hugeFinding(ua string) *finding.Finding {
 	paths := make([]string, 500)
 	for i := range paths {
 		paths[i] = fmt.Sprintf("/api/v1/namespaces/ns-%03d/pods/pod-%03d", i, i)
 	}
-	return &detect.Finding{
+	return &finding.Finding{
 		ID:          "f-77aa00ff11ee22dd",
 		Rule:        "anonymous-path-scan",
 		Title:       "Anonymous scan of the API surface",
@@ -93,14 +93,14 @@ func hugeFinding(ua string) *detect.Finding {
 // JSON outputs are indented there so that a diff is readable.
 var renderings = []struct {
 	kind   string
-	render func(*detect.Finding) ([]byte, error)
+	render func(*finding.Finding) ([]byte, error)
 }{
-	{"subject", func(f *detect.Finding) ([]byte, error) { return []byte(EmailSubject(f) + "\n"), nil }},
-	{"email", func(f *detect.Finding) ([]byte, error) { return []byte(EmailBody(f)), nil }},
-	{"chat", func(f *detect.Finding) ([]byte, error) { return indented(Chat(f)) }},
-	{"slack", func(f *detect.Finding) ([]byte, error) { return indented(SlackBlocks(f)) }},
-	{"json", func(f *detect.Finding) ([]byte, error) { return indented(JSON(f)) }},
-	{"sns", func(f *detect.Finding) ([]byte, error) {
+	{"subject", func(f *finding.Finding) ([]byte, error) { return []byte(EmailSubject(f) + "\n"), nil }},
+	{"email", func(f *finding.Finding) ([]byte, error) { return []byte(EmailBody(f)), nil }},
+	{"chat", func(f *finding.Finding) ([]byte, error) { return indented(Chat(f)) }},
+	{"slack", func(f *finding.Finding) ([]byte, error) { return indented(SlackBlocks(f)) }},
+	{"json", func(f *finding.Finding) ([]byte, error) { return indented(JSON(f)) }},
+	{"sns", func(f *finding.Finding) ([]byte, error) {
 		m, err := SNS(f)
 		if err != nil {
 			return nil, err
@@ -152,7 +152,7 @@ func TestGolden(t *testing.T) {
 // people returns every text a person reads for f, as the chat platform,
 // mail client or phone receives it: JSON payloads are decoded, and so are
 // the renderings nested in the SNS message.
-func people(t *testing.T, f *detect.Finding) map[string]string {
+func people(t *testing.T, f *finding.Finding) map[string]string {
 	t.Helper()
 	out := map[string]string{
 		"subject": EmailSubject(f),
@@ -344,24 +344,24 @@ func TestEmailSubject(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	tests := []struct {
 		name string
-		f    detect.Finding
+		f    finding.Finding
 		want string
 	}{
-		{"typical", detect.Finding{Severity: "high", Rule: "anonymous-request-allowed", ClusterName: "demo", SrcIP: "203.0.113.7"},
+		{"typical", finding.Finding{Severity: "high", Rule: "anonymous-request-allowed", ClusterName: "demo", SrcIP: "203.0.113.7"},
 			"[HIGH] anonymous-request-allowed on demo from 203.0.113.7"},
-		{"ipv6", detect.Finding{Severity: "critical", Rule: "anonymous-secret-read", ClusterName: "prod", SrcIP: "2001:db8::1"},
+		{"ipv6", finding.Finding{Severity: "critical", Rule: "anonymous-secret-read", ClusterName: "prod", SrcIP: "2001:db8::1"},
 			"[CRITICAL] anonymous-secret-read on prod from 2001:db8::1"},
-		{"mapped address is unmapped", detect.Finding{Severity: "low", Rule: "r", ClusterName: "c", SrcIP: "::ffff:192.0.2.1"},
+		{"mapped address is unmapped", finding.Finding{Severity: "low", Rule: "r", ClusterName: "c", SrcIP: "::ffff:192.0.2.1"},
 			"[LOW] r on c from 192.0.2.1"},
-		{"not an address", detect.Finding{Severity: "low", Rule: "r", ClusterName: "c", SrcIP: "evil\r\nBcc: x"},
+		{"not an address", finding.Finding{Severity: "low", Rule: "r", ClusterName: "c", SrcIP: "evil\r\nBcc: x"},
 			"[LOW] r on c from unknown address"},
-		{"hostile cluster and rule", detect.Finding{Severity: "high\n", Rule: "r\r\nBcc: a@b", ClusterName: "démo <x>", SrcIP: "192.0.2.1"},
+		{"hostile cluster and rule", finding.Finding{Severity: "high\n", Rule: "r\r\nBcc: a@b", ClusterName: "démo <x>", SrcIP: "192.0.2.1"},
 			"[HIGH_] r__Bcc:_a_b on d_mo__x_ from 192.0.2.1"},
-		{"empty", detect.Finding{},
+		{"empty", finding.Finding{},
 			"[UNKNOWN] unknown-rule on CLUSTER from unknown address"},
-		{"long names are cut", detect.Finding{Severity: "medium", Rule: long, ClusterName: long, SrcIP: "2001:db8:1111:2222:3333:4444:5555:6666"},
+		{"long names are cut", finding.Finding{Severity: "medium", Rule: long, ClusterName: long, SrcIP: "2001:db8:1111:2222:3333:4444:5555:6666"},
 			"[MEDIUM] " + strings.Repeat("x", 23) + "... on " + strings.Repeat("x", 13) + "... from 2001:db8:1111:2222:3333:4444:5555:6666"},
-		{"long cluster is cut first", detect.Finding{Severity: "high", Rule: "anonymous-request-allowed", ClusterName: long, SrcIP: "192.0.2.1"},
+		{"long cluster is cut first", finding.Finding{Severity: "high", Rule: "anonymous-request-allowed", ClusterName: long, SrcIP: "192.0.2.1"},
 			"[HIGH] anonymous-request-allowed on " + strings.Repeat("x", 45) + "... from 192.0.2.1"},
 	}
 	for _, tt := range tests {
@@ -408,7 +408,7 @@ func TestJSONRoundTrips(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got detect.Finding
+			var got finding.Finding
 			if err := json.Unmarshal(b, &got); err != nil {
 				t.Fatal(err)
 			}
@@ -428,7 +428,7 @@ func TestJSONIsBounded(t *testing.T) {
 	if len(b) > MaxMessageBytes {
 		t.Errorf("JSON is %d bytes, want at most %d", len(b), MaxMessageBytes)
 	}
-	var got detect.Finding
+	var got finding.Finding
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +447,7 @@ func TestSNS(t *testing.T) {
 	plainHuge := hugeFinding("Mozilla/5.0 " + strings.Repeat("A", 100<<10))
 	tests := []struct {
 		name string
-		f    *detect.Finding
+		f    *finding.Finding
 		// exact: whether "default" must be the finding's exact JSON.
 		exact bool
 	}{
@@ -495,7 +495,7 @@ func TestSNS(t *testing.T) {
 			if n.Version != "1.0" || n.Source != "custom" {
 				t.Errorf("https: version %q, source %q", n.Version, n.Source)
 			}
-			var doc detect.Finding
+			var doc finding.Finding
 			if err := json.Unmarshal([]byte(body.Default), &doc); err != nil {
 				t.Fatalf("default is not a finding: %v", err)
 			}
@@ -515,7 +515,7 @@ func TestSNS(t *testing.T) {
 
 // crowdedFinding fills every part of a chat description at once: escaping
 // operator text, a long user and groups, and many lists.
-func crowdedFinding(t *testing.T) *detect.Finding {
+func crowdedFinding(t *testing.T) *finding.Finding {
 	f := loadFinding(t, "pod-scan")
 	f.Description = strings.Repeat("&", 500)
 	f.User = strings.Repeat("<", 100)
@@ -529,7 +529,7 @@ func crowdedFinding(t *testing.T) *detect.Finding {
 }
 
 func TestChat(t *testing.T) {
-	cases := map[string]*detect.Finding{"crowded": crowdedFinding(t)}
+	cases := map[string]*finding.Finding{"crowded": crowdedFinding(t)}
 	for _, name := range fixtures {
 		cases[name] = loadFinding(t, name)
 	}
@@ -578,7 +578,7 @@ func TestChat(t *testing.T) {
 
 func TestChatThreadsByClusterAndAddress(t *testing.T) {
 	thread := func(rule, cluster, ip string) string {
-		b, err := Chat(&detect.Finding{ID: "x", Rule: rule, ClusterName: cluster, SrcIP: ip})
+		b, err := Chat(&finding.Finding{ID: "x", Rule: rule, ClusterName: cluster, SrcIP: ip})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -622,7 +622,7 @@ func TestSlackBlockKitLimits(t *testing.T) {
 		many.Values[fmt.Sprintf("field_%02d", i)] = []string{strings.Repeat("v", 300), "w"}
 	}
 	many.ValuesTruncated = true
-	cases := map[string]*detect.Finding{"crowded": crowdedFinding(t)}
+	cases := map[string]*finding.Finding{"crowded": crowdedFinding(t)}
 	// The last section also carries the notes on dropped fields and
 	// values; sweep value sizes so that its list fills the section exactly.
 	for n := 1; n <= 60; n++ {
@@ -730,5 +730,71 @@ func TestNextStepsCommands(t *testing.T) {
 	// Without a 2xx response there is nothing to rotate.
 	if n := len(newView(loadFinding(t, "pod-scan")).steps()); n != 3 {
 		t.Errorf("pod-scan has %d steps, want 3", n)
+	}
+}
+
+func TestSeverityEmoji(t *testing.T) {
+	tests := []struct {
+		severity string // as in the finding
+		want     string
+	}{
+		{"low", ":large_blue_circle:"},
+		{"medium", ":large_orange_circle:"},
+		{"high", ":red_circle:"},
+		{"critical", ":rotating_light:"},
+		{"High", ":red_circle:"},
+		{"high\n", ":white_circle:"}, // HIGH_: not a name
+		{"info", ":white_circle:"},
+		{"", ":white_circle:"},
+		{"criticalx", ":white_circle:"},
+	}
+	for _, tt := range tests {
+		if got := severityEmoji(severityWord(tt.severity)); got != tt.want {
+			t.Errorf("severityEmoji(severityWord(%q)) = %q, want %q", tt.severity, got, tt.want)
+		}
+	}
+}
+
+// TestMessageFor checks that each SNS protocol gets its own rendering, and
+// the protocols without one the finding's document.
+func TestMessageFor(t *testing.T) {
+	f := loadFinding(t, "pod-scan")
+	m, err := SNS(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := JSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, err := Chat(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		protocol string
+		want     string
+	}{
+		{"email", EmailBody(f)},
+		{"https", string(chat)},
+		{"sms", EmailSubject(f)},
+		{"sqs", string(doc)},
+		{"lambda", string(doc)},
+		{"http", string(doc)},
+		{"email-json", string(doc)},
+	}
+	for _, tt := range tests {
+		got, err := m.For(tt.protocol)
+		if err != nil {
+			t.Fatalf("For(%q): %v", tt.protocol, err)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("For(%q) mismatch (-want +got):\n%s", tt.protocol, diff)
+		}
+	}
+	for _, body := range []string{"", "not json", `{"email":"x"}`} {
+		if got, err := (Message{Body: body}).For("lambda"); err == nil {
+			t.Errorf("Message{Body: %q}.For(lambda) = %q, want an error", body, got)
+		}
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 )
 
 // Block Kit limits, from https://api.slack.com/reference/block-kit/blocks
@@ -61,7 +61,7 @@ func mrkdwn(s string) slackText { return slackText{Type: "mrkdwn", Text: s, Verb
 // so no value makes Slack fetch a URL. The payload keeps within Block Kit's
 // limits: lists are cut to fit a section, and fields that do not fit in the
 // block budget are counted instead of shown.
-func SlackBlocks(f *detect.Finding) ([]byte, error) {
+func SlackBlocks(f *finding.Finding) ([]byte, error) {
 	if f == nil {
 		return nil, errors.New("render: nil finding")
 	}

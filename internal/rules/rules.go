@@ -22,17 +22,6 @@ const LongWindow = 2 * time.Hour
 // saturated distinct set never decides a threshold.
 const MaxDistinct = 100
 
-// Severity orders findings. The zero value is invalid.
-type Severity int
-
-// Severities, in increasing order.
-const (
-	Low Severity = iota + 1
-	Medium
-	High
-	Critical
-)
-
 // Field names a value of an audit event that rules group by, collect, or
 // count distinct values of. The names are the rule file's vocabulary.
 type Field string

@@ -1,49 +1,20 @@
 package rules
 
-import (
-	"fmt"
-	"strconv"
+import "github.com/anonwatch/anonwatch/internal/finding"
+
+// Severity orders findings. It is the finding package's type, so that a
+// rule's severity and a published finding's severity have one set of names
+// and one order, and a consumer of findings need not import the rule engine.
+type Severity = finding.Severity
+
+// Severities, in increasing order.
+const (
+	Low      = finding.Low
+	Medium   = finding.Medium
+	High     = finding.High
+	Critical = finding.Critical
 )
-
-var severityNames = [...]string{Low: "low", Medium: "medium", High: "high", Critical: "critical"}
-
-// String returns the severity's name in a rule file ("low" ... "critical"),
-// or "Severity(N)" for an invalid value.
-func (s Severity) String() string {
-	if s.valid() {
-		return severityNames[s]
-	}
-	return "Severity(" + strconv.Itoa(int(s)) + ")"
-}
-
-func (s Severity) valid() bool { return s >= Low && s <= Critical }
-
-// MarshalText encodes s as its name. It fails for an invalid severity, so a
-// zero value never reaches a published finding as a number.
-func (s Severity) MarshalText() ([]byte, error) {
-	if !s.valid() {
-		return nil, fmt.Errorf("invalid severity %d", int(s))
-	}
-	return []byte(severityNames[s]), nil
-}
-
-// UnmarshalText decodes a severity name as ParseSeverity does.
-func (s *Severity) UnmarshalText(text []byte) error {
-	v, err := ParseSeverity(string(text))
-	if err != nil {
-		return err
-	}
-	*s = v
-	return nil
-}
 
 // ParseSeverity returns the severity named name: low, medium, high or
 // critical, in lower case as rule files spell them.
-func ParseSeverity(name string) (Severity, error) {
-	for s := Low; s <= Critical; s++ {
-		if severityNames[s] == name {
-			return s, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown severity %q (want low, medium, high or critical)", name)
-}
+func ParseSeverity(name string) (Severity, error) { return finding.ParseSeverity(name) }

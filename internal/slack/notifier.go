@@ -9,7 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 	"github.com/anonwatch/anonwatch/internal/render"
 )
 
@@ -61,8 +61,8 @@ func (n *Notifier) Handle(ctx context.Context, ev events.SNSEvent) error {
 // decodeFinding parses msg as a finding and checks the fields every
 // finding has, so that some other JSON object (a topic's default text, a
 // test message) is not posted as an empty finding.
-func decodeFinding(msg string) (*detect.Finding, error) {
-	var f detect.Finding
+func decodeFinding(msg string) (*finding.Finding, error) {
+	var f finding.Finding
 	if err := json.Unmarshal([]byte(msg), &f); err != nil {
 		return nil, fmt.Errorf("not finding JSON: %v", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/finding"
 	"github.com/anonwatch/anonwatch/internal/render"
 )
 
@@ -23,13 +23,13 @@ import (
 // f-create-0002 restates, as a finding, the event in falcosecurity/falco @
 // 7cac45e test/trace_files/k8s_audit/anonymous_creates_namespace_foo.json
 // (Apache-2.0): system:anonymous creating namespace foo, allowed.
-func loadFindings(t *testing.T) []*detect.Finding {
+func loadFindings(t *testing.T) []*finding.Finding {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "findings.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fs []*detect.Finding
+	var fs []*finding.Finding
 	if err := json.Unmarshal(b, &fs); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func loadFindings(t *testing.T) []*detect.Finding {
 // lambdaEvent is the event SNS sends the function for f: from the
 // document render.SNS publishes with MessageStructure "json", the "lambda"
 // key, or "default" when there is none.
-func lambdaEvent(t *testing.T, f *detect.Finding) events.SNSEvent {
+func lambdaEvent(t *testing.T, f *finding.Finding) events.SNSEvent {
 	t.Helper()
 	msg, err := render.SNS(f)
 	if err != nil {
@@ -127,7 +127,7 @@ func TestHandleEventFile(t *testing.T) {
 	if err := tn.n.Handle(context.Background(), ev); err != nil {
 		t.Fatalf("Handle() = %v", err)
 	}
-	want, err := render.SlackBlocks(&detect.Finding{
+	want, err := render.SlackBlocks(&finding.Finding{
 		ID: "f-scan-0001", Rule: "anonymous-scan", Title: "Anonymous scan of the Kubernetes API", Severity: "medium",
 		ClusterName: "prod-eu", SrcIP: "203.0.113.7", Count: 57, Window: "10m0s",
 		FirstSeen: time.Date(2026, 3, 1, 10, 0, 3, 0, time.UTC), LastSeen: time.Date(2026, 3, 1, 10, 7, 41, 0, time.UTC),
