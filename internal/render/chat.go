@@ -130,7 +130,7 @@ func chatDescription(v view, c caps) string {
 	} else {
 		facts = append(facts, "*Source:* unknown")
 	}
-	facts = append(facts, fmt.Sprintf("*Requests:* %d in %s, first %s, last %s", f.Count, mdEscaper.Replace(v.window()), stamp(f.FirstSeen), stamp(f.LastSeen)))
+	facts = append(facts, fmt.Sprintf("*%s:* %d in %s, first %s, last %s", v.countLabel(), f.Count, mdEscaper.Replace(v.window()), stamp(f.FirstSeen), stamp(f.LastSeen)))
 	if f.User != "" {
 		u := "*User:* " + code(f.User, 64)
 		if len(f.Groups) > 0 {

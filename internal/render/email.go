@@ -32,6 +32,8 @@ func EmailSubject(f *finding.Finding) string {
 	from := " from " + v.ip
 	switch {
 	case v.ip != "":
+	case f.Digest != nil:
+		from = fmt.Sprintf(": digest, %d held", f.Digest.Held)
 	case v.sweep != "":
 		from = " from " + v.sweep
 	case f.User != "":
@@ -104,7 +106,7 @@ func emailBody(v view, c caps) string {
 		{"Rule", v.rule},
 		{"Cluster", v.cluster},
 		{"Source", source},
-		{"Requests", fmt.Sprintf("%d in %s", f.Count, v.window())},
+		{v.countLabel(), fmt.Sprintf("%d in %s", f.Count, v.window())},
 		{"First seen", stamp(f.FirstSeen)},
 		{"Last seen", stamp(f.LastSeen)},
 	}

@@ -85,6 +85,18 @@ func newView(f *finding.Finding) view {
 			v.sweep = fmt.Sprintf("%s%d %s in network %s", at, n, word, v.network)
 		}
 	}
+	if d := f.Digest; d != nil {
+		// A digest: the findings a rule's budget held back, summed up
+		// from counts; no one source.
+		v.ip, v.network = "", ""
+		v.title = "Digest: " + v.title
+		v.sweep = fmt.Sprintf("%d held %s", d.Held, plural(d.Held, "finding"))
+		if n := f.Distinct["src_ip"]; n > 0 {
+			v.sweep += " from " + counted(f, "src_ip", "address", "addresses") + " in " + counted(f, "src_net", "network", "networks")
+		}
+		v.note = fmt.Sprintf("past the %d findings of this rule on this cluster that go out one by one each %s; critical findings and rises in severity always do. Another digest follows at 10, 100, 1,000, … held; Source addresses and Source networks list a sample", d.Budget, v.window())
+		v.tag = "digest"
+	}
 	if f.Sweep {
 		v.ip = ""
 		n, atLeast := f.SweepAddresses()
@@ -144,12 +156,39 @@ func (v view) window() string { return line(v.f.Window, 32) }
 // summary is the one-line account of a finding that every rendering leads
 // with. It holds no value an attacker chose.
 func (v view) summary() string {
+	if d := v.f.Digest; d != nil {
+		return fmt.Sprintf("%s: %s on %s: %s in the %s from %s UTC", v.severity, v.title, v.cluster, v.sweep, v.window(), d.PeriodStart.UTC().Format("2006-01-02 15:04"))
+	}
 	class := ""
 	if v.ip != "" || v.network != "" {
 		class = " (" + v.ipClass + ")"
 	}
 	return fmt.Sprintf("%s: %s on %s from %s%s, %d %s in %s",
 		v.severity, v.title, v.cluster, v.from(), class, v.f.Count, plural(v.f.Count, "request"), v.window())
+}
+
+// countLabel names what a finding's Count counts: requests, or for a
+// digest the findings it holds.
+func (v view) countLabel() string {
+	if v.f.Digest != nil {
+		return "Held findings"
+	}
+	return "Requests"
+}
+
+// counted says how many distinct values of key f counts, "at least" when
+// the count saturated.
+func counted(f *finding.Finding, key, one, many string) string {
+	n := f.Distinct[key]
+	at := ""
+	if slices.Contains(f.DistinctSaturated, key) {
+		at = "at least "
+	}
+	w := many
+	if n == 1 {
+		w = one
+	}
+	return fmt.Sprintf("%s%d %s", at, n, w)
 }
 
 func plural(n int64, word string) string {
@@ -202,6 +241,7 @@ var fieldLabels = []struct{ key, label string }{
 	{"user", "Users"},
 	{"groups", "Groups"},
 	{"src_ip", "Source addresses"},
+	{"src_net", "Source networks"},
 	{"cluster_name", "Clusters"},
 	{"audit_id", "Audit IDs (client-settable)"},
 }

@@ -33,6 +33,7 @@ var fixtures = []string{
 	"hostile",
 	"huge",
 	"sweep",
+	"digest",
 }
 
 func loadFinding(t testing.TB, name string) *finding.Finding {

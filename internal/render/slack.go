@@ -88,7 +88,7 @@ func slackBlocks(v view, c caps) ([]byte, error) {
 		mrkdwn("*Rule*\n" + cmd(v.rule)),
 		mrkdwn("*Cluster*\n" + cmd(v.cluster)),
 		mrkdwn("*Source address*\n" + source),
-		mrkdwn(fmt.Sprintf("*Requests*\n%d in %s", f.Count, mdEscaper.Replace(v.window()))),
+		mrkdwn(fmt.Sprintf("*%s*\n%d in %s", v.countLabel(), f.Count, mdEscaper.Replace(v.window()))),
 		mrkdwn("*First seen*\n" + stamp(f.FirstSeen)),
 		mrkdwn("*Last seen*\n" + stamp(f.LastSeen)),
 	}
