@@ -540,6 +540,16 @@ func (bb *bucketBuilder) bucket() Bucket {
 			b.ValuesTruncated = b.ValuesTruncated || s.truncated
 		}
 	}
+	for f, e := range bb.escalating {
+		if len(e.vals) == 0 {
+			continue
+		}
+		if b.Evidence == nil {
+			b.Evidence = make(map[string][]string, len(bb.escalating))
+		}
+		b.Evidence[f] = slices.Clone(e.vals)
+		b.ValuesTruncated = b.ValuesTruncated || e.truncated
+	}
 	return b
 }
 

@@ -85,8 +85,16 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 				r := d.byID[du.finding.Rule]
 				a := heldAggregate(r, du, b.cluster)
 				ws, err := d.state.Apply(ctx, "held:"+du.finding.ID, []Aggregate{a})
-				if err == nil && d.held != nil {
-					d.held(ctx, du.finding)
+				if err == nil {
+					// On record, though not sent: the digest only
+					// samples its sources.
+					f := du.finding
+					d.log.InfoContext(ctx, "finding held for the digest", "finding_id", f.ID, "rule", f.Rule,
+						"severity", f.Severity, "cluster", f.ClusterName, "src_ip", f.SrcIP, "src_net", f.SrcNet,
+						"count", f.Count, "sweep", f.Sweep)
+					if d.held != nil {
+						d.held(ctx, f)
+					}
 				}
 				mu.Lock()
 				if err != nil {

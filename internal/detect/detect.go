@@ -98,6 +98,14 @@ type Bucket struct {
 	// whatever an attacker sends.
 	Values          map[string][]string
 	ValuesTruncated bool
+	// Evidence holds the display values of the requests that met one of
+	// the rule's per-request escalations (an allowed secret read), apart
+	// from Values: at most BucketValuesCap per field from a batch, merged
+	// by state under a budget of its own (EvidenceBudget), so that no
+	// number of ordinary requests, before or after, crowds out the
+	// requests that raised the severity. Dropping some sets
+	// ValuesTruncated.
+	Evidence map[string][]string
 }
 
 // Requests returns the requests b counts: Count, and the long-running
@@ -116,6 +124,10 @@ const (
 	BucketValuesCap = 10
 	// BucketValuesBudget bounds the values offered to one stored bucket.
 	BucketValuesBudget = 40
+	// EvidenceBudget bounds the evidence values offered to one stored
+	// bucket. Only requests that raise the severity offer them, which an
+	// attacker cannot send without raising it.
+	EvidenceBudget = 40
 	// StoredValueLen bounds the length of one stored display value.
 	StoredValueLen = 256
 	// ReportValuesCap bounds an Aggregate's values per field.

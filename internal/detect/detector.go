@@ -25,7 +25,8 @@ type Config struct {
 	Rules     *rules.Set
 	State     State
 	Publisher Publisher
-	// Logger receives skipped-line warnings; nil discards them.
+	// Logger receives skipped-line warnings and a line for each finding
+	// a budget held back; nil discards them.
 	Logger *slog.Logger
 	// MaxLine bounds one audit line; 0 means audit.DefaultMaxSize.
 	MaxLine int
@@ -34,10 +35,9 @@ type Config struct {
 	// rule's sweep group (Group.Sweep). 0 means DefaultMaxGroups; a
 	// negative value means no bound, for whole-input reports.
 	MaxGroups int
-	// Held, when set, is called with each finding a notification budget
-	// held back, once it counts in its digest: a retried batch may call it
-	// again for the same finding. The function logs them, so that every
-	// finding is on record somewhere.
+	// Held, when set, is also called with each finding a notification
+	// budget held back, once it counts in its digest: a retried batch may
+	// call it again for the same finding.
 	Held func(context.Context, *Finding)
 }
 
@@ -390,7 +390,7 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 	}
 	// Display values over the window that ends at the evaluated bucket.
 	lo := at.Add(-WindowSpan(r.Threshold.Window)) // at is a bucket's start
-	vals := map[string][]string{}
+	vals, evidence := map[string][]string{}, map[string][]string{}
 	for i := range w.Buckets {
 		bk := &w.Buckets[i]
 		if bk.Start.Before(lo) || bk.Start.After(at) {
@@ -401,6 +401,32 @@ func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStat
 			var dropped bool
 			vals[k], dropped = mergeSorted(vals[k], vs, FindingValuesCap)
 			f.ValuesTruncated = f.ValuesTruncated || dropped
+		}
+		for k, vs := range bk.Evidence {
+			var dropped bool
+			evidence[k], dropped = mergeSorted(evidence[k], vs, FindingValuesCap)
+			f.ValuesTruncated = f.ValuesTruncated || dropped
+		}
+	}
+	// The requests that raised the severity come first and stay, however
+	// many others sort before them.
+	for k, ev := range evidence {
+		rest := vals[k]
+		vals[k] = slices.Clone(ev)
+		for _, v := range rest {
+			if len(vals[k]) >= max(FindingValuesCap, len(ev)) {
+				f.ValuesTruncated = true
+				break
+			}
+			if !slices.Contains(ev, v) {
+				vals[k] = append(vals[k], v)
+			}
+		}
+		if k != forwardedForField && k != noUserAgentField {
+			if f.Evidence == nil {
+				f.Evidence = map[string][]string{}
+			}
+			f.Evidence[k] = ev
 		}
 	}
 	if ff := vals[forwardedForField]; len(ff) > 0 {

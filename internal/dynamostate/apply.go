@@ -351,41 +351,18 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 			d, d, e.value(attrNum(detect.DistinctCap-len(frozenSet)))))
 	}
 
-	offered := 0
-	for _, vs := range b.Values {
-		offered += len(vs)
-	}
+	// Display values and evidence: each added while what was offered
+	// before stays under its budget.
 	truncated := b.ValuesTruncated
-	if offered > 0 {
-		var frozenOffered int64
-		for _, sh := range frozen {
-			frozenOffered += sh.offered
-		}
-		o := e.name(attrOffered)
-		if frozenOffered+target.offered < detect.BucketValuesBudget && !kn.spent {
-			conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)",
-				o, o, e.value(attrNum(detect.BucketValuesBudget-frozenOffered))))
-			for _, f := range fields(b.Values) {
-				have := make(map[string]bool)
-				for _, sh := range shards {
-					for _, v := range sh.values[f] {
-						have[v] = true
-					}
-				}
-				var fresh []string
-				for _, v := range b.Values[f] {
-					if !have[v] {
-						fresh = append(fresh, v)
-					}
-				}
-				if len(fresh) > 0 {
-					adds = append(adds, e.name(prefixValues+f)+" "+e.value(attrSS(fresh)))
-				}
-			}
-		} else {
-			truncated = true
-		}
-		adds = append(adds, o+" "+e.value(attrNum(offered)))
+	for _, vk := range []valueKind{
+		{b.Values, attrOffered, prefixValues, detect.BucketValuesBudget, kn.spent,
+			func(sh *shard) (int64, map[string][]string) { return sh.offered, sh.values }},
+		{b.Evidence, attrEvOffered, prefixEvidence, detect.EvidenceBudget, false,
+			func(sh *shard) (int64, map[string][]string) { return sh.evOffered, sh.evidence }},
+	} {
+		a, c, refused := vk.clause(e, shards, frozen, &target)
+		adds, conds = append(adds, a...), append(conds, c...)
+		truncated = truncated || refused
 	}
 	if truncated {
 		sets = append(sets, e.name(attrTruncated)+" = "+e.value(&types.AttributeValueMemberBOOL{Value: true}))
@@ -400,6 +377,62 @@ func (s *State) bucketUpdate(bid string, a detect.Aggregate, b detect.Bucket, sh
 		// Why a condition failed, without a read (DynamoDB; not dynalite).
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	}
+}
+
+// valueKind is one kind of display value a bucket keeps under a budget:
+// Values, or Evidence.
+type valueKind struct {
+	vals     map[string][]string
+	offered  string // the attribute counting the values offered
+	prefix   string // the attributes holding them, one set per field
+	budget   int
+	spent    bool // known spent from an earlier read
+	fromItem func(*shard) (int64, map[string][]string)
+}
+
+// clause returns what merging vk's values into target adds and the
+// conditions it needs, or that the budget refuses them.
+func (vk valueKind) clause(e *expr, shards, frozen []shard, target *shard) (adds, conds []string, refused bool) {
+	offered := 0
+	for _, vs := range vk.vals {
+		offered += len(vs)
+	}
+	if offered == 0 {
+		return nil, nil, false
+	}
+	var frozenOffered int64
+	for i := range frozen {
+		n, _ := vk.fromItem(&frozen[i])
+		frozenOffered += n
+	}
+	targetOffered, _ := vk.fromItem(target)
+	o := e.name(vk.offered)
+	if frozenOffered+targetOffered < int64(vk.budget) && !vk.spent {
+		conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)",
+			o, o, e.value(attrNum(int64(vk.budget)-frozenOffered))))
+		for _, f := range fields(vk.vals) {
+			have := make(map[string]bool)
+			for i := range shards {
+				_, vs := vk.fromItem(&shards[i])
+				for _, v := range vs[f] {
+					have[v] = true
+				}
+			}
+			var fresh []string
+			for _, v := range vk.vals[f] {
+				if !have[v] {
+					fresh = append(fresh, v)
+				}
+			}
+			if len(fresh) > 0 {
+				adds = append(adds, e.name(vk.prefix+f)+" "+e.value(attrSS(fresh)))
+			}
+		}
+	} else {
+		refused = true
+	}
+	adds = append(adds, o+" "+e.value(attrNum(offered)))
+	return adds, conds, refused
 }
 
 // widenCond is the condition for moving a stored time to v: that it is

@@ -22,13 +22,15 @@
 //	d:<field>   SS  distinct-value hashes of field
 //	v:<field>   SS  display values of field
 //	offered     N   display values offered by the merged batches
+//	e:<field>   SS  evidence values of field (detect.Bucket.Evidence)
+//	eoffered    N   evidence values offered by the merged batches
 //	truncated   BOOL  some display values were dropped
 //	expires_at  N   TTL: max(Start + window, now) + TTLMargin
 //
 // A notify item holds the claim and the last sent finding of one key:
 //
 //	pk                 S  the Claim.Key
-//	sk                 S  "notify"
+//	sk                 S  "n#" + the period's start
 //	suppress_until_ns  N  last sent finding's SuppressUntil, Unix nanoseconds (event time)
 //	severity           N  its rules.Severity
 //	finding_id         S  its FindingID
@@ -37,6 +39,14 @@
 //	claim_finding      S  the FindingID it claimed
 //	claim_until_ns     N  the claim's lease end, Unix nanoseconds (wall clock)
 //	expires_at         N  TTL: max(SuppressUntil, now + lease) + TTLMargin
+//
+// A budget item holds the findings that took the places of one notification
+// budget (detect.Draw) in one period:
+//
+//	pk          S   the Draw.Key
+//	sk          S   "g#" + the period's start
+//	places      SS  the FindingIDs granted, at most Draw.Limit (rules.MaxBudget, 1,000 IDs: 25 KB)
+//	expires_at  N   TTL: max(period end, now) + TTLMargin
 //
 // # Idempotency and bounded items
 //
@@ -56,12 +66,13 @@
 // 2 × DistinctCap − 1 hashes of at most memstate.MaxHashLen bytes (8 KB; a
 // set below the cap accepts one more batch of up to DistinctCap); the v: sets
 // together by BucketValuesBudget − 1 + BucketValuesCap × (collected fields)
-// values of at most StoredValueLen bytes; the key by memstate.MaxKeyLen.
+// values of at most StoredValueLen bytes, and the e: sets likewise by
+// EvidenceBudget; the key by memstate.MaxKeyLen.
 // Only the number of fields, which comes from the rules and not from the
 // attacker, changes the bound: a rule that counts distinct values of at most
-// 3 fields and collects at most 8 keeps every item under 60 KB (2 + 1 +
-// 3 × 8.2 + 119 × 0.256 KB); a rule using all twelve fields for both could
-// reach about 142 KB, still far below DynamoDB's 400 KB item limit, so no
+// 3 fields and collects at most 8 keeps every item under 90 KB (2 + 1 +
+// 3 × 8.2 + 2 × 119 × 0.256 KB); a rule using all twelve fields for both could
+// reach about 185 KB, still far below DynamoDB's 400 KB item limit, so no
 // write ever fails for size. Time filtering is done by the Query's sort-key
 // range, never by TTL.
 package dynamostate

@@ -28,9 +28,11 @@ const (
 	attrMarks      = "marks"
 	attrSaturated  = "saturated"
 	attrOffered    = "offered"
+	attrEvOffered  = "eoffered"
 	attrTruncated  = "truncated"
 	prefixDistinct = "d:"
 	prefixValues   = "v:"
+	prefixEvidence = "e:"
 
 	attrSuppressUntil = "suppress_until_ns"
 	attrSeverity      = "severity"
@@ -98,6 +100,8 @@ type shard struct {
 	distinct          map[string][]string
 	values            map[string][]string
 	offered           int64
+	evidence          map[string][]string
+	evOffered         int64
 	truncated         bool
 }
 
@@ -138,6 +142,8 @@ func (sh *shard) decodeAttr(name string, v types.AttributeValue) error {
 		sh.count, err = number(v)
 	case name == attrOffered:
 		sh.offered, err = number(v)
+	case name == attrEvOffered:
+		sh.evOffered, err = number(v)
 	case name == attrFirst:
 		sh.first, sh.firstRaw, err = timeAttr(v)
 		sh.hasFirst = err == nil
@@ -179,6 +185,11 @@ func (sh *shard) decodeAttr(name string, v types.AttributeValue) error {
 			sh.values = make(map[string][]string)
 		}
 		sh.values[name[len(prefixValues):]], err = stringSet(v)
+	case strings.HasPrefix(name, prefixEvidence):
+		if sh.evidence == nil {
+			sh.evidence = make(map[string][]string)
+		}
+		sh.evidence[name[len(prefixEvidence):]], err = stringSet(v)
 	}
 	return err
 }
@@ -216,6 +227,7 @@ func merged(shards []shard) detect.Bucket {
 	sat := make(map[string]bool)
 	distinct := make(map[string]map[string]bool)
 	values := make(map[string]map[string]bool)
+	evidence := make(map[string]map[string]bool)
 	marks := make(map[int]bool)
 	firstSet := false
 	for _, sh := range shards {
@@ -235,8 +247,10 @@ func merged(shards []shard) detect.Bucket {
 		}
 		unite(distinct, sh.distinct)
 		unite(values, sh.values)
+		unite(evidence, sh.evidence)
 	}
 	memstate.ExportSets(&b, distinct, values, sat)
+	b.Evidence = memstate.SortedSets(evidence)
 	b.Marks = slices.Sorted(maps.Keys(marks))
 	return b
 }

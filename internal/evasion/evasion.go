@@ -217,6 +217,20 @@ func Cases() []Case {
 				Shows: [2]string{"request_uri", "/secrets/"}}},
 		},
 		{
+			Name: "secret-read-crowded-out-across-deliveries",
+			What: "40 allowed anonymous reads of pods in four deliveries, then 3 of secrets in a fifth, in the same minute: the stored bucket had been offered 40 values and refused the later ones, so the critical finding named no secret",
+			Deliveries: func() []Delivery {
+				ls := crowdedOut(40, 3)
+				var ds []Delivery
+				for i := 0; i < len(ls); i += 10 {
+					ds = append(ds, Delivery{Lines: ls[i:min(i+10, len(ls))], Ingest: T0.Add(time.Minute + time.Duration(i)*time.Second)})
+				}
+				return ds
+			}(),
+			Want: []Finding{{Rule: "anonymous-request-allowed", SrcIP: "192.0.2.45", Severity: "critical",
+				Shows: [2]string{"request_uri", "/secrets/"}}},
+		},
+		{
 			Name: "no-user-agent",
 			What: "a request without a User-Agent header: the finding had no ua_class",
 			Deliveries: one(Request{At: T0, Stage: "ResponseComplete", URI: "/api/v1/namespaces/default/pods", Verb: "list", Anonymous: true,

@@ -55,7 +55,11 @@ type Finding struct {
 	FirstSeen         time.Time      `json:"first_seen"`
 	LastSeen          time.Time      `json:"last_seen"`
 	// Values are collected values over the window, per field.
-	Values          map[string][]string `json:"values,omitempty"`
+	Values map[string][]string `json:"values,omitempty"`
+	// Evidence holds, per field, the values of the requests that raised
+	// the severity (an allowed secret read): each is also in Values, which
+	// lists them first and never drops them for others.
+	Evidence        map[string][]string `json:"evidence,omitempty"`
 	ValuesTruncated bool                `json:"values_truncated,omitempty"`
 	Summary         string              `json:"summary"`
 	// Digest, when set, makes the finding a digest: the findings of Rule

@@ -62,6 +62,8 @@ type bucket struct {
 	saturated   map[string]bool
 	values      map[string]map[string]bool
 	offered     int // values offered by all applied batches
+	evidence    map[string]map[string]bool
+	evOffered   int // evidence values offered by all applied batches
 	truncated   bool
 }
 
@@ -136,6 +138,7 @@ func (s *State) merge(batch, key string, b detect.Bucket) {
 			distinct:  make(map[string]map[string]bool),
 			saturated: make(map[string]bool),
 			values:    make(map[string]map[string]bool),
+			evidence:  make(map[string]map[string]bool),
 		}
 		byStart[b.Start.Unix()] = bk
 	}
@@ -170,30 +173,39 @@ func (s *State) merge(batch, key string, b detect.Bucket) {
 			set[h] = true
 		}
 	}
-	offered := 0
-	for _, vs := range b.Values {
-		offered += len(vs)
-	}
-	if offered > 0 {
-		if bk.offered < detect.BucketValuesBudget {
-			for f, vs := range b.Values {
-				set := bk.values[f]
-				if set == nil {
-					set = make(map[string]bool, len(vs))
-					bk.values[f] = set
-				}
-				for _, v := range vs {
-					set[v] = true
-				}
-			}
-		} else {
-			bk.truncated = true
-		}
-		bk.offered += offered
-	}
+	bk.offered = mergeValues(bk.values, b.Values, bk.offered, detect.BucketValuesBudget, &bk.truncated)
+	bk.evOffered = mergeValues(bk.evidence, b.Evidence, bk.evOffered, detect.EvidenceBudget, &bk.truncated)
 	if b.ValuesTruncated {
 		bk.truncated = true
 	}
+}
+
+// mergeValues adds a batch's values to a bucket's sets while fewer than
+// budget were offered before, and returns the values offered now; a
+// refusal sets truncated.
+func mergeValues(sets map[string]map[string]bool, add map[string][]string, offered, budget int, truncated *bool) int {
+	n := 0
+	for _, vs := range add {
+		n += len(vs)
+	}
+	if n == 0 {
+		return offered
+	}
+	if offered >= budget {
+		*truncated = true
+		return offered + n
+	}
+	for f, vs := range add {
+		set := sets[f]
+		if set == nil {
+			set = make(map[string]bool, len(vs))
+			sets[f] = set
+		}
+		for _, v := range vs {
+			set[v] = true
+		}
+	}
+	return offered + n
 }
 
 // window returns the stored buckets of a.Key that a's window covers.
@@ -226,6 +238,7 @@ func (bk *bucket) export() detect.Bucket {
 		ValuesTruncated: bk.truncated,
 	}
 	ExportSets(&b, bk.distinct, bk.values, bk.saturated)
+	b.Evidence = SortedSets(bk.evidence)
 	b.Marks = slices.Sorted(maps.Keys(bk.marks))
 	return b
 }
@@ -239,19 +252,19 @@ func (bk *bucket) export() detect.Bucket {
 func ExportSets(b *detect.Bucket, distinct, values map[string]map[string]bool, saturated map[string]bool) {
 	sat := make(map[string]bool, len(saturated))
 	maps.Copy(sat, saturated)
-	b.Distinct = sortedSets(distinct)
+	b.Distinct = SortedSets(distinct)
 	for f, hs := range b.Distinct {
 		if len(hs) >= detect.DistinctCap {
 			sat[f] = true
 		}
 	}
 	b.Saturated = slices.Sorted(maps.Keys(sat))
-	b.Values = sortedSets(values)
+	b.Values = SortedSets(values)
 }
 
-// sortedSets returns the non-empty sets in sets as sorted slices, or nil
-// when there are none.
-func sortedSets(sets map[string]map[string]bool) map[string][]string {
+// SortedSets returns the non-empty sets in sets as sorted slices, or nil
+// when there are none. dynamostate exports the evidence it merges with it.
+func SortedSets(sets map[string]map[string]bool) map[string][]string {
 	var out map[string][]string
 	for f, set := range sets {
 		if len(set) == 0 {
@@ -446,6 +459,34 @@ func Normalize(batch string, aggs []detect.Aggregate) ([]detect.Aggregate, error
 	return out, nil
 }
 
+// normalizeValues clips display values and keeps the smallest
+// BucketValuesCap per field, setting truncated when it drops some.
+func normalizeValues(in map[string][]string, truncated *bool) (map[string][]string, error) {
+	var out map[string][]string
+	for f, vs := range in {
+		if err := checkField(f); err != nil {
+			return nil, err
+		}
+		set := make(map[string]bool, len(vs))
+		for _, v := range vs {
+			set[Clip(v, detect.StoredValueLen)] = true
+		}
+		if len(set) == 0 {
+			continue
+		}
+		vs := slices.Sorted(maps.Keys(set))
+		if len(vs) > detect.BucketValuesCap {
+			vs = vs[:detect.BucketValuesCap]
+			*truncated = true
+		}
+		if out == nil {
+			out = make(map[string][]string)
+		}
+		out[f] = vs
+	}
+	return out, nil
+}
+
 func normalizeBucket(b detect.Bucket) (detect.Bucket, error) {
 	for _, t := range []time.Time{b.Start, b.First, b.Last} {
 		if y := t.UTC().Year(); y < 1 || y > 9999 {
@@ -494,26 +535,12 @@ func normalizeBucket(b detect.Bucket) (detect.Bucket, error) {
 		n.Distinct[f] = hs
 	}
 	n.Saturated = slices.Sorted(maps.Keys(sat))
-	for f, vs := range b.Values {
-		if err := checkField(f); err != nil {
-			return b, err
-		}
-		set := make(map[string]bool, len(vs))
-		for _, v := range vs {
-			set[Clip(v, detect.StoredValueLen)] = true
-		}
-		if len(set) == 0 {
-			continue
-		}
-		vs := slices.Sorted(maps.Keys(set))
-		if len(vs) > detect.BucketValuesCap {
-			vs = vs[:detect.BucketValuesCap]
-			n.ValuesTruncated = true
-		}
-		if n.Values == nil {
-			n.Values = make(map[string][]string)
-		}
-		n.Values[f] = vs
+	var err error
+	if n.Values, err = normalizeValues(b.Values, &n.ValuesTruncated); err != nil {
+		return b, err
+	}
+	if n.Evidence, err = normalizeValues(b.Evidence, &n.ValuesTruncated); err != nil {
+		return b, err
 	}
 	marks := make(map[int]bool, len(b.Marks))
 	for _, m := range b.Marks {

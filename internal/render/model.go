@@ -265,6 +265,11 @@ func (v view) lists() (ls []list, dropped int) {
 			return
 		}
 		l := list{key: key, label: label, values: values}
+		// Values the requests that raised the severity share with others
+		// need telling apart; when they are all there is, they need not.
+		if n := len(f.Evidence[key]); n > 0 && n < len(values) && key != "forwarded_for" {
+			l.note = fmt.Sprintf("the first %d from the requests that raised the severity", n)
+		}
 		if d, ok := f.Distinct[key]; ok && d > 0 {
 			l.distinct = d
 			for _, s := range f.DistinctSaturated {

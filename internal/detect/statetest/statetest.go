@@ -100,6 +100,7 @@ func Run(t *testing.T, newState func(t *testing.T, now func() time.Time) detect.
 		{"RollOverThreeWindows", testRollOver},
 		{"DistinctSaturation", testDistinct},
 		{"ValuesBudget", testValuesBudget},
+		{"EvidenceOutlivesTheValuesBudget", testEvidenceBudget},
 		{"Normalize", testNormalize},
 		{"Invalid", testInvalid},
 		{"Empty", testEmpty},
@@ -890,5 +891,46 @@ func testInvalidDraw(t *testing.T, st detect.State, _ *Clock) {
 		if _, err := st.Spend(context.Background(), d); err == nil {
 			t.Errorf("Spend(%+v) succeeded, want an error", d)
 		}
+	}
+}
+
+// testEvidenceBudget: once decoys spent the values budget, a later batch's
+// evidence (the values of requests that raised the severity) is still
+// kept, under a budget of its own.
+func testEvidenceBudget(t *testing.T, st detect.State, _ *Clock) {
+	const key = "k"
+	w := 5 * time.Minute
+	b := bkt(0, 4)
+	b.Values = map[string][]string{"request_uri": hashes("/decoy", 10)}
+	for i := range 4 { // 40 decoys: the values budget is spent
+		b.Values["request_uri"] = hashes(fmt.Sprintf("/decoy%d-", i), 10)
+		apply(t, st, fmt.Sprintf("decoys-%d", i), agg(key, w, b))
+	}
+	secret := bkt(0, 1)
+	secret.Values = map[string][]string{"request_uri": {"/api/v1/namespaces/kube-system/secrets/token"}}
+	secret.Evidence = map[string][]string{"request_uri": {"/api/v1/namespaces/kube-system/secrets/token"}}
+	got := apply(t, st, "secret", agg(key, w, secret))[0].Buckets[0]
+	if !slices.Contains(got.Evidence["request_uri"], "/api/v1/namespaces/kube-system/secrets/token") {
+		t.Errorf("evidence %v after 40 decoys, want the secret read", got.Evidence)
+	}
+	if slices.Contains(got.Values["request_uri"], "/api/v1/namespaces/kube-system/secrets/token") || !got.ValuesTruncated {
+		t.Errorf("values %v truncated %v: want the spent budget to refuse the secret's value and say so", got.Values["request_uri"], got.ValuesTruncated)
+	}
+	// Evidence has a budget of its own: 40 offered, then refused.
+	for i := range 4 {
+		ev := bkt(0, 1)
+		ev.Evidence = map[string][]string{"request_uri": hashes(fmt.Sprintf("/ev%d-", i), 10)}
+		apply(t, st, fmt.Sprintf("evidence-%d", i), agg(key, w, ev))
+	}
+	got = apply(t, st, "nothing", agg(key, w, bkt(0, 1)))[0].Buckets[0]
+	// Offered before each: 1, 11, 21, 31, all below the budget.
+	if n := len(got.Evidence["request_uri"]); n != 1+4*10 {
+		t.Errorf("%d evidence values, want 41: each batch came below the budget of %d offered", n, detect.EvidenceBudget)
+	}
+	late := bkt(0, 1)
+	late.Evidence = map[string][]string{"request_uri": {"/late"}}
+	got = apply(t, st, "late", agg(key, w, late))[0].Buckets[0]
+	if slices.Contains(got.Evidence["request_uri"], "/late") {
+		t.Errorf("evidence took a value past its budget of %d offered", detect.EvidenceBudget)
 	}
 }
