@@ -75,49 +75,38 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 		order []digestOf
 		of    = make([]digestOf, len(held))
 		ok    = make([]bool, len(held))
-		next  = make(chan int)
-		wg    sync.WaitGroup
 	)
-	for range min(holdWorkers, len(held)) {
-		wg.Go(func() {
-			for i := range next {
-				du := &held[i]
-				r := d.byID[du.finding.Rule]
-				a := heldAggregate(r, du, b.cluster)
-				ws, err := d.state.Apply(ctx, "held:"+du.finding.ID, []Aggregate{a})
-				if err == nil {
-					// On record, though not sent: the digest only
-					// samples its sources.
-					f := du.finding
-					d.log.InfoContext(ctx, "finding held for the digest", "finding_id", f.ID, "rule", f.Rule,
-						"severity", f.Severity, "cluster", f.ClusterName, "src_ip", f.SrcIP, "src_net", f.SrcNet,
-						"count", f.Count, "sweep", f.Sweep)
-					if d.held != nil {
-						d.held(ctx, f)
-					}
-				}
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, fmt.Errorf("hold finding %s for the digest: %w", du.finding.ID, err))
-				} else {
-					k := digestOf{r, a.Buckets[0].Start}
-					of[i], ok[i] = k, true
-					if w := last[k]; w == nil {
-						order = append(order, k)
-						last[k] = &ws[0]
-					} else if digestCount(&ws[0]) > digestCount(w) {
-						last[k] = &ws[0]
-					}
-				}
-				mu.Unlock()
+	d.parallel(len(held), func(i int) {
+		du := &held[i]
+		r := d.byID[du.finding.Rule]
+		a := heldAggregate(r, du, b.cluster)
+		ws, err := d.state.Apply(ctx, "held:"+du.finding.ID, []Aggregate{a})
+		if err == nil {
+			// On record, though not sent: the digest only
+			// samples its sources.
+			f := du.finding
+			d.log.InfoContext(ctx, "finding held for the digest", "finding_id", f.ID, "rule", f.Rule,
+				"severity", f.Severity, "cluster", f.ClusterName, "src_ip", f.SrcIP, "src_net", f.SrcNet,
+				"count", f.Count, "sweep", f.Sweep)
+			if d.held != nil {
+				d.held(ctx, f)
 			}
-		})
-	}
-	for i := range held {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("hold finding %s for the digest: %w", du.finding.ID, err))
+			return
+		}
+		k := digestOf{r, a.Buckets[0].Start}
+		of[i], ok[i] = k, true
+		if w := last[k]; w == nil {
+			order = append(order, k)
+			last[k] = &ws[0]
+		} else if digestCount(&ws[0]) > digestCount(w) {
+			last[k] = &ws[0]
+		}
+	})
 	failed := map[digestOf]bool{}
 	for _, k := range order {
 		if err := d.sendDigest(ctx, k, last[k], b, res); err != nil {
@@ -125,17 +114,38 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 			failed[k] = true
 		}
 	}
-	for i := range held {
+	d.parallel(len(held), func(i int) {
 		if !ok[i] || failed[of[i]] {
-			continue
+			return
 		}
-		if err := d.state.MarkSent(ctx, held[i].claim); err != nil {
+		err := d.state.MarkSent(ctx, held[i].claim)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("mark held finding %s: %w", held[i].finding.ID, err))
-			continue
+			return
 		}
 		res.Held++
-	}
+	})
 	return errs
+}
+
+// parallel runs fn for 0..n-1 on at most holdWorkers goroutines.
+func (d *Detector) parallel(n int, fn func(i int)) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(holdWorkers, n) {
+		wg.Go(func() {
+			for i := range next {
+				fn(i)
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 // sendDigest publishes the digest of k that its window w calls for, unless
