@@ -17,6 +17,8 @@
 //     with overlapping batches for the same addresses;
 //   - TestHostileInput: broken and hostile subscription events, with the
 //     function's peak memory;
+//   - TestFloodDrill: a sustained address-rotation flood, with the
+//     notification budgets and without, counting the messages per minute;
 //   - TestDeadLetter: Lambda's asynchronous retries and on-failure
 //     destination, emulated from template.yaml, and the replay of a
 //     dead-lettered event.
