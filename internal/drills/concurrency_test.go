@@ -134,7 +134,10 @@ func TestConcurrentInvocations(t *testing.T) {
 			// later ones only those that read enough envelopes. Each is
 			// published once.
 			always := len(concurrentRules) * len(scanners)
-			findings := always + len(laterRules)*len(scanners) + 1
+			// +1: unauthenticated-refusal-campaign; +1: the scanners'
+			// /24 for anonymous-network-rotation, at medium in every
+			// envelope (3 addresses, 36 requests).
+			findings := always + len(laterRules)*len(scanners) + 2
 			if published != findings || due != published+suppressed || due < instances*always {
 				t.Errorf("summed over the instances, findings due, published, suppressed = %v; want %d published, due = published + suppressed >= %d",
 					[3]int{due, published, suppressed}, findings, instances*always)
@@ -163,6 +166,10 @@ func TestConcurrentInvocations(t *testing.T) {
 					want[rule+"  "+start.Format(time.RFC3339)] = int64(instances * perEnvelope / 2 * len(scanners))
 				}
 			}
+			for m := range 2 {
+				start := concurrentStart.Add(time.Duration(m) * time.Minute)
+				want["anonymous-network-rotation 203.0.113.0/24 "+start.Format(time.RFC3339)] = int64(instances * perEnvelope / 2 * len(scanners))
+			}
 			got := map[string]int64{}
 			for key, n := range bucketCounts(scanTable(t, sharedDynamo.URL(), table)) {
 				// key is "rule#ip#hash b#<minute>".
@@ -181,7 +188,7 @@ func TestConcurrentInvocations(t *testing.T) {
 					wantOut = append(wantOut, rule+" "+ip+" medium")
 				}
 			}
-			wantOut = append(wantOut, "unauthenticated-refusal-campaign  medium")
+			wantOut = append(wantOut, "unauthenticated-refusal-campaign  medium", "anonymous-network-rotation  medium")
 			wantOut = sortedStrings(wantOut)
 			for _, f := range delivered {
 				gotOut = append(gotOut, f.Rule+" "+f.SrcIP+" "+f.Severity)
