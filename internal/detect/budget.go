@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -15,16 +14,23 @@ import (
 )
 
 // BudgetKey returns the state key of the notification budget of rule on
-// cluster, and DigestKey that of the digest that sums up what the budget
-// held back. "~" cannot start an address, so neither meets a group's key.
-func BudgetKey(rule, cluster string) string { return clusterKey(rule, "~budget", cluster) }
+// cluster for findings of severity sev, and DigestKey that of the digest
+// that sums up what the budget held back. Each severity has a budget and a
+// digest of its own, so that no number of findings at one severity holds
+// back one at another, or crowds it out of a digest's sample. "~" cannot
+// start an address, so neither meets a group's key.
+func BudgetKey(rule, cluster string, sev rules.Severity) string {
+	return clusterKey(rule, "~budget", cluster, sev)
+}
 
 // DigestKey: see BudgetKey.
-func DigestKey(rule, cluster string) string { return clusterKey(rule, "~digest", cluster) }
+func DigestKey(rule, cluster string, sev rules.Severity) string {
+	return clusterKey(rule, "~digest", cluster, sev)
+}
 
-func clusterKey(rule, kind, cluster string) string {
+func clusterKey(rule, kind, cluster string, sev rules.Severity) string {
 	h := sha256.Sum256([]byte(kind + "\x00" + cluster))
-	return rule + "#" + kind + "#" + hex.EncodeToString(h[:8])
+	return rule + "#" + kind + "-" + sev.String() + "#" + hex.EncodeToString(h[:8])
 }
 
 // holdWorkers bounds the held findings merged into digests at once.
@@ -33,7 +39,7 @@ const holdWorkers = 8
 // spend decides whether a granted finding goes out on its own: a critical
 // one, a rise above what was sent for its group in its period, and any
 // finding of a rule without a budget always do; the others draw on their
-// rule's budget for the cluster.
+// rule's budget for the cluster at their severity.
 func (d *Detector) spend(ctx context.Context, du *due, g Grant, cluster string) (bool, error) {
 	r := d.byID[du.finding.Rule]
 	c := du.claim
@@ -42,7 +48,7 @@ func (d *Detector) spend(ctx context.Context, du *due, g Grant, cluster string) 
 	}
 	period := PeriodStart(du.at, r.Budget.Period)
 	ok, err := d.state.Spend(ctx, Draw{
-		Key:       BudgetKey(r.ID, cluster),
+		Key:       BudgetKey(r.ID, cluster, c.Severity),
 		Period:    period,
 		PeriodEnd: period.Add(r.Budget.Period),
 		Limit:     r.Budget.Count,
@@ -54,10 +60,12 @@ func (d *Detector) spend(ctx context.Context, du *due, g Grant, cluster string) 
 	return ok, nil
 }
 
-// digestOf identifies one digest: a rule's budget period on a cluster.
+// digestOf identifies one digest: a rule's budget period on a cluster, at
+// one severity.
 type digestOf struct {
 	rule   *rules.Rule
 	period time.Time
+	sev    rules.Severity
 }
 
 // hold rolls findings the budget refused into their digests. Each held
@@ -98,7 +106,7 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 			errs = append(errs, fmt.Errorf("hold finding %s for the digest: %w", du.finding.ID, err))
 			return
 		}
-		k := digestOf{r, a.Buckets[0].Start}
+		k := digestOf{r, a.Buckets[0].Start, du.claim.Severity}
 		of[i], ok[i] = k, true
 		if w := last[k]; w == nil {
 			order = append(order, k)
@@ -118,7 +126,9 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 		if !ok[i] || failed[of[i]] {
 			return
 		}
-		err := d.state.MarkSent(ctx, held[i].claim)
+		c := held[i].claim
+		c.Held = true
+		err := d.state.MarkSent(ctx, c)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -179,15 +189,12 @@ type batchInfo struct {
 }
 
 // heldAggregate is what one held finding adds to its digest: one request
-// (the finding) in the bucket at the budget period's start, its sources and
-// networks counted and sampled, and its severity as a mark.
+// (the finding) in the bucket at the budget period's start, and its
+// sources and networks (the rule's) counted and sampled.
 func heldAggregate(r *rules.Rule, du *due, cluster string) Aggregate {
 	f := du.finding
 	period := PeriodStart(du.at, r.Budget.Period)
-	bk := Bucket{
-		Start: period, Count: 1, First: period, Last: period,
-		Marks: []int{int(du.claim.Severity)},
-	}
+	bk := Bucket{Start: period, Count: 1, First: period, Last: period}
 	addrs := []string{f.SrcIP}
 	if f.SrcIP == "" {
 		addrs = f.Values[string(rules.FieldSrcIP)] // a sweep's or a network's sample
@@ -198,7 +205,7 @@ func heldAggregate(r *rules.Rule, du *due, cluster string) Aggregate {
 			continue
 		}
 		bk.add(string(rules.FieldSrcIP), a)
-		nets = append(nets, rules.DefaultNetwork.Of(a))
+		nets = append(nets, r.Network.Of(a))
 	}
 	for _, n := range nets {
 		if n != "" {
@@ -207,7 +214,7 @@ func heldAggregate(r *rules.Rule, du *due, cluster string) Aggregate {
 	}
 	return Aggregate{
 		Rule:      r.ID,
-		Key:       DigestKey(r.ID, cluster),
+		Key:       DigestKey(r.ID, cluster, du.claim.Severity),
 		Group:     Group{ClusterName: cluster},
 		Window:    r.Budget.Period,
 		Count:     1,
@@ -240,17 +247,24 @@ func digestCount(w *Window) int64 {
 	return n
 }
 
-// digestLevel is the power of ten a digest of n held findings reports.
+// digestLevel is the step of 1, 2, 5, 10, 20, 50, … that a digest of n
+// held findings has reached: a digest goes out at each, so the last one
+// sent reports at least two fifths of what was held.
 func digestLevel(n int64) int64 {
-	if n < 1 {
-		return 0
+	var l int64
+	for p := int64(1); p <= n; p *= 10 {
+		for _, m := range []int64{1, 2, 5} {
+			if p*m <= n {
+				l = p * m
+			}
+		}
 	}
-	return int64(math.Pow10(int(math.Log10(float64(n)) + 1e-9)))
+	return l
 }
 
 // digest builds the digest finding of k from its window, and the claim to
-// publish it: one per power of ten reached and highest severity held, so
-// the same digest is never sent twice and a digest that rose is.
+// publish it: one per step reached, so the same digest is never sent
+// twice.
 func (d *Detector) digest(k digestOf, w *Window, b batchInfo) (*Finding, Claim) {
 	r := k.rule
 	held := digestCount(w)
@@ -258,19 +272,14 @@ func (d *Detector) digest(k digestOf, w *Window, b batchInfo) (*Finding, Claim) 
 	if level == 0 {
 		return nil, Claim{}
 	}
-	sev := rules.Low
+	sev := k.sev
 	var bk Bucket
 	for i := range w.Buckets {
 		if w.Buckets[i].Start.Equal(k.period) {
 			bk = w.Buckets[i]
 		}
 	}
-	for _, m := range bk.Marks {
-		if s := rules.Severity(m); s > sev && s <= rules.Critical {
-			sev = s
-		}
-	}
-	key := DigestKey(r.ID, b.cluster)
+	key := DigestKey(r.ID, b.cluster, sev)
 	f := &Finding{
 		Rule:        r.ID,
 		Title:       r.Title,
@@ -345,6 +354,6 @@ func digestSummary(r *rules.Rule, f *Finding) string {
 	if f.Distinct[string(rules.FieldSrcIP)] > 0 {
 		fmt.Fprintf(&s, "; from %s in %s", count(string(rules.FieldSrcIP), "address", "addresses"), count(string(rules.FieldSrcNet), "network", "networks"))
 	}
-	fmt.Fprintf(&s, "; highest severity %s", f.Severity)
+	fmt.Fprintf(&s, "; all %s", f.Severity)
 	return s.String()
 }

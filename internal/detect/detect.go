@@ -180,6 +180,11 @@ type Claim struct {
 	FindingID string
 	Batch     string // the batch that makes the claim
 	Severity  rules.Severity
+	// Held, in MarkSent, records that the finding was held back by its
+	// rule's notification budget and counted in a digest rather than
+	// sent: it is suppressed like a sent one, but a later finding of the
+	// group is a rise only above what was sent.
+	Held bool
 }
 
 // Grant is State.Claim's answer.
@@ -187,8 +192,9 @@ type Grant struct {
 	// OK grants the claim.
 	OK bool
 	// Sent is the highest severity recorded as sent for (Key, Period)
-	// before the claim, 0 when none was: a granted claim above a Sent
-	// severity is a rise, which always goes out on its own.
+	// before the claim, 0 when none was (a held finding is not sent): a
+	// granted claim above a Sent severity is a rise, which always goes
+	// out on its own.
 	Sent rules.Severity
 }
 
@@ -211,7 +217,7 @@ type State interface {
 	// concurrent calls, the one that returns last sees the other's buckets.
 	Apply(ctx context.Context, batch string, aggs []Aggregate) ([]Window, error)
 	// Claim reserves the right to publish c. It refuses when a finding of
-	// c.Severity or higher was sent for (c.Key, c.Period), or another batch
+	// c.Severity or higher was sent or held for (c.Key, c.Period), or another batch
 	// holds a live claim on (c.Key, c.Period) of c.Severity or higher (a
 	// lease has expired when now >= granted + lease, by the wall clock). A
 	// pending claim of a lower severity does not block a higher one: both
@@ -220,9 +226,10 @@ type State interface {
 	// finding whose publish or MarkSent had failed: the one window in which
 	// a finding can be delivered twice, with the same ID.
 	Claim(ctx context.Context, c Claim) (Grant, error)
-	// MarkSent records that c was published: the period's sent severity
-	// becomes the higher of the recorded one and c.Severity, and c.Batch's
-	// claim, if it still holds it, is released.
+	// MarkSent records that c was published, or with c.Held that it was
+	// held for a digest: the period's sent (or held) severity becomes the
+	// higher of the recorded one and c.Severity, and c.Batch's claim, if
+	// it still holds it, is released.
 	MarkSent(ctx context.Context, c Claim) error
 	// Spend grants d when d.FindingID holds one of the budget's places
 	// already or fewer than d.Limit are taken, and then takes one for it.

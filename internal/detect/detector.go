@@ -37,7 +37,8 @@ type Config struct {
 	MaxGroups int
 	// Held, when set, is also called with each finding a notification
 	// budget held back, once it counts in its digest: a retried batch may
-	// call it again for the same finding.
+	// call it again for the same finding, and it may be called from
+	// several goroutines at once.
 	Held func(context.Context, *Finding)
 }
 

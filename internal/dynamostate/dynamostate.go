@@ -33,6 +33,7 @@
 //	sk                 S  "n#" + the period's start
 //	suppress_until_ns  N  last sent finding's SuppressUntil, Unix nanoseconds (event time)
 //	severity           N  its rules.Severity
+//	held_severity      N  the highest severity held for a digest instead of sent (detect.Claim.Held)
 //	finding_id         S  its FindingID
 //	sent_batch         S  the batch that sent it
 //	claim_batch        S  batch holding the pending claim (absent: none)

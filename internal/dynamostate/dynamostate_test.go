@@ -473,6 +473,7 @@ func TestClaim(t *testing.T) {
 			names := body["ExpressionAttributeNames"].(map[string]any)
 			cond := expand(body["ConditionExpression"].(string), names, vals)
 			want := "(attribute_not_exists(severity) OR severity < N:3) AND " +
+				"(attribute_not_exists(held_severity) OR held_severity < N:3) AND " +
 				"(attribute_not_exists(claim_batch) OR claim_batch = S:batch-1 OR claim_until_ns <= N:1893456000000000000 OR claim_severity < N:3)"
 			if cond != want {
 				t.Errorf("condition\n got %s\nwant %s", cond, want)

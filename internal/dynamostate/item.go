@@ -43,6 +43,7 @@ const (
 	attrClaimSeverity = "claim_severity"
 	attrClaimUntil    = "claim_until_ns"
 	attrPlaces        = "places"
+	attrHeldSeverity  = "held_severity"
 
 	skNotify    = "n#"
 	skBucket    = "b#"

@@ -33,9 +33,11 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (detect.Grant, error)
 		e.name(attrClaimFinding), e.value(attrS(c.FindingID)),
 		cu, e.value(attrN(unixNanos(until))),
 		e.name(TTLAttribute), e.value(attrN(expiry(c.PeriodEnd, until))))
-	// The sent severity is per period of event time; the lease is wall time.
-	cond := fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s) AND (attribute_not_exists(%s) OR %s = %s OR %s <= %s OR %s < %s)",
-		sev, sev, level,
+	// The sent and held severities are per period of event time; the
+	// lease is wall time.
+	held := e.name(attrHeldSeverity)
+	cond := fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s) AND (attribute_not_exists(%s) OR %s < %s) AND (attribute_not_exists(%s) OR %s = %s OR %s <= %s OR %s < %s)",
+		sev, sev, level, held, held, level,
 		cb, cb, batch, cu, e.value(attrN(unixNanos(now))), cs, level)
 	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
 		Key:                       itemKey(c.Key, notifySK(c.Period)),
@@ -132,7 +134,15 @@ func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
 func (s *State) markSent(ctx context.Context, c detect.Claim, record, release bool) error {
 	e := newExpr()
 	var sets, conds []string
-	if record {
+	switch {
+	case record && c.Held:
+		// Held for a digest: suppresses the finding, but is no rise base.
+		held, level := e.name(attrHeldSeverity), e.value(attrNum(int(c.Severity)))
+		sets = append(sets,
+			held+" = "+level,
+			e.name(TTLAttribute)+" = "+e.value(attrN(expiry(c.PeriodEnd, s.now()))))
+		conds = append(conds, fmt.Sprintf("(attribute_not_exists(%s) OR %s < %s)", held, held, level))
+	case record:
 		sev, level := e.name(attrSeverity), e.value(attrNum(int(c.Severity)))
 		sets = append(sets,
 			sev+" = "+level,

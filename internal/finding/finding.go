@@ -63,18 +63,18 @@ type Finding struct {
 	ValuesTruncated bool                `json:"values_truncated,omitempty"`
 	Summary         string              `json:"summary"`
 	// Digest, when set, makes the finding a digest: the findings of Rule
-	// on ClusterName that the rule's notification budget held back in one
-	// period, summed up. Count is then the findings held, Distinct and
-	// Values count and sample their sources (src_ip) and networks
-	// (src_net), and Severity is the highest of them.
+	// on ClusterName at Severity that the rule's notification budget held
+	// back in one period, summed up. Count is then the findings held, and
+	// Distinct and Values count and sample their sources (src_ip) and
+	// networks (src_net).
 	Digest *Digest `json:"digest,omitempty"`
 }
 
 // Digest says which budget a digest finding sums up.
 type Digest struct {
 	// Held is the number of findings held back so far in the period. A
-	// digest goes out when it reaches 1, 10, 100, …, so a later digest of
-	// the same period may report more.
+	// digest goes out when it reaches 1, 2, 5, 10, 20, 50, …, so a later
+	// digest of the same period may report more.
 	Held   int64 `json:"held"`
 	Budget int   `json:"budget"` // the findings the period sends one by one
 	// PeriodStart and PeriodEnd bound the period, in event time.

@@ -70,6 +70,7 @@ type bucket struct {
 // notice is the notification state of one (key, suppression period).
 type notice struct {
 	severity  int // highest severity sent; 0: none
+	held      int // highest severity held for a digest; 0: none
 	findingID string
 
 	claimBatch    string // "" when no claim is pending
@@ -295,7 +296,7 @@ func (s *State) Claim(ctx context.Context, c detect.Claim) (detect.Grant, error)
 	sev := int(c.Severity)
 	g := detect.Grant{Sent: rules.Severity(n.severity)}
 	free := n.claimBatch == "" || n.claimBatch == c.Batch || !now.Before(n.claimUntil) || n.claimSeverity < sev
-	if n.severity >= sev || !free {
+	if n.severity >= sev || n.held >= sev || !free {
 		return g, nil
 	}
 	n.claimBatch = c.Batch
@@ -363,7 +364,10 @@ func (s *State) MarkSent(ctx context.Context, c detect.Claim) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.noticeFor(c)
-	if sev := int(c.Severity); sev > n.severity {
+	switch sev := int(c.Severity); {
+	case c.Held:
+		n.held = max(n.held, sev)
+	case sev > n.severity:
 		n.severity = sev
 		n.findingID = c.FindingID
 	}

@@ -94,7 +94,7 @@ func newView(f *finding.Finding) view {
 		if n := f.Distinct["src_ip"]; n > 0 {
 			v.sweep += " from " + counted(f, "src_ip", "address", "addresses") + " in " + counted(f, "src_net", "network", "networks")
 		}
-		v.note = fmt.Sprintf("past the %d findings of this rule on this cluster that go out one by one each %s; critical findings and rises in severity always do. Another digest follows at 10, 100, 1,000, … held; Source addresses and Source networks list a sample", d.Budget, v.window())
+		v.note = fmt.Sprintf("past the %d findings of this rule on this cluster that go out one by one each %s; critical findings and rises in severity always do. Another digest follows at 2, 5, 10, 20, 50, … held; Source addresses and Source networks list a sample", d.Budget, v.window())
 		v.tag = "digest"
 	}
 	if f.Sweep {

@@ -106,7 +106,7 @@ type Budget struct {
 // Five show the people on call the first sources of a wave in full; past
 // that, one more per-source finding adds a line, not a fact, and a flood of
 // them buries the finding that matters. The digest says how many more came
-// and from where, at 1, 10, 100, … held findings: a handful of messages an
+// and from where, at 1, 2, 5, 10, 20, … held findings: a handful of messages an
 // hour however many addresses an attacker rotates through.
 var DefaultBudget = Budget{Count: 5, Period: time.Hour}
 

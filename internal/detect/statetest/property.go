@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +28,8 @@ import (
 // windows of 1m to 3h and suppression periods of 10m to 1h, so a
 // generated scenario of a few hours crosses many windows and periods. burst
 // and paths have tight notification budgets, so that findings are held
-// back and rolled into digests in every case that has a few.
+// back and rolled into digests in every case that has a few, burst's over
+// 3h so that its digests pass 10 held.
 const PropertyRules = `
 rules:
   - id: burst
@@ -38,7 +40,7 @@ rules:
     collect: [path, code]
     threshold: {count: 3, window: 5m}
     suppress: 10m
-    budget: {count: 2, period: 30m}
+    budget: {count: 1, period: 3h}
     escalate:
       - {severity: medium, count: 6}
       - {severity: high, when: "code >= 200 && code <= 299", reason: a request was allowed}
@@ -132,9 +134,12 @@ func Property(t *testing.T, newState func(t *testing.T, now func() time.Time) de
 		}
 		periods, published, batches = periods+n, published+pub, batches+len(sc.batches)
 	}
-	t.Logf("property: %d batches delivered; the oracle's findings cover %d (rule, group, period); %d findings published", batches, periods, published)
+	t.Logf("property: %d batches delivered; the oracle's findings cover %d (rule, group, period); %d findings published; the largest digest reported %d held", batches, periods, published, digestHeld.Load())
 	if cfg.Cases >= 10 && periods == 0 {
 		t.Fatal("property: no case produced a finding: the generator tests nothing")
+	}
+	if cfg.Cases >= 100 && digestHeld.Load() < 10 {
+		t.Errorf("property: no digest reported 10 or more held findings: the budgets are not tested past their first steps")
 	}
 }
 
@@ -473,7 +478,7 @@ type flakyState struct {
 func (s *flakyState) Apply(ctx context.Context, batch string, aggs []detect.Aggregate) ([]detect.Window, error) {
 	if strings.HasPrefix(batch, "held:") {
 		s.mu.Lock()
-		s.attempted[aggs[0].Rule+" "+aggs[0].Buckets[0].Start.Format(time.RFC3339)+" "+batch]++
+		s.attempted[aggs[0].Key+" "+aggs[0].Buckets[0].Start.Format(time.RFC3339)+" "+batch]++
 		s.mu.Unlock()
 	}
 	fail, after := s.f.fail()
@@ -657,6 +662,7 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	type budgetKey struct {
 		rule   string
 		period time.Time
+		sev    rules.Severity
 	}
 	var (
 		digests    = map[budgetKey][]*detect.Finding{}
@@ -670,7 +676,8 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 		}
 		seen[f.ID] = true
 		if f.Digest != nil {
-			bk := budgetKey{f.Rule, f.Digest.PeriodStart}
+			sev, _ := rules.ParseSeverity(f.Severity)
+			bk := budgetKey{f.Rule, f.Digest.PeriodStart, sev}
 			digests[bk] = append(digests[bk], f)
 			continue
 		}
@@ -731,15 +738,36 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 		}
 	}
 
-	// Budgets: a finding spent a place if it went out on its own, is not
-	// critical, and nothing lower was sent or held for its group and
-	// period (so it was no rise). Some rises may have spent a place too, so
-	// this undercounts the places taken, and must stay within the limit.
-	heldBy := map[budgetKey]int64{}
+	// Budgets: a finding spent a place of its severity if it went out on
+	// its own, is not critical, and nothing lower went out on its own for
+	// its group and period (so it was no rise; a held finding is no rise
+	// base). Some rises may have spent a place too, so this undercounts
+	// the places taken, and must stay within the limit.
+	sentSevs := map[periodKey][]rules.Severity{}
+	for _, f := range individual {
+		r := set.Rule(f.Rule)
+		sev, _ := rules.ParseSeverity(f.Severity)
+		end := f.LastSeen.Truncate(detect.BucketWidthFor(r.Threshold.Window))
+		g := detect.Group{SrcIP: f.SrcIP, ClusterName: f.ClusterName}
+		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
+		sentSevs[pk] = append(sentSevs[pk], sev)
+	}
+	// heldBy counts the held findings of each digest; reportable, those
+	// whose group was not sent or held at a higher severity in its period
+	// (a retry may hold a finding, fail, and then find its group risen):
+	// the digest must report at least those.
+	heldBy, reportable := map[budgetKey]int64{}, map[budgetKey]int64{}
 	for _, f := range held {
 		r := set.Rule(f.Rule)
+		sev, _ := rules.ParseSeverity(f.Severity)
 		end := f.LastSeen.Truncate(detect.BucketWidthFor(r.Threshold.Window))
-		heldBy[budgetKey{f.Rule, detect.PeriodStart(end, r.Budget.Period)}]++
+		bk := budgetKey{f.Rule, detect.PeriodStart(end, r.Budget.Period), sev}
+		heldBy[bk]++
+		g := detect.Group{SrcIP: f.SrcIP, ClusterName: f.ClusterName}
+		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
+		if slices.Max(got[pk]) <= sev {
+			reportable[bk]++
+		}
 	}
 	spent := map[budgetKey]int{}
 	for _, f := range individual {
@@ -748,12 +776,12 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 		end := f.LastSeen.Truncate(detect.BucketWidthFor(r.Threshold.Window))
 		g := detect.Group{SrcIP: f.SrcIP, ClusterName: f.ClusterName}
 		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
-		if r.Budget.Count == 0 || sev >= rules.Critical || slices.Min(got[pk]) < sev {
+		if r.Budget.Count == 0 || sev >= rules.Critical || slices.Min(sentSevs[pk]) < sev {
 			continue
 		}
-		bk := budgetKey{f.Rule, detect.PeriodStart(end, r.Budget.Period)}
+		bk := budgetKey{f.Rule, detect.PeriodStart(end, r.Budget.Period), sev}
 		if spent[bk]++; spent[bk] > r.Budget.Count {
-			problems = append(problems, fmt.Sprintf("budget %s %s: %d findings went out on their own, the budget allows %d", bk.rule, bk.period.Format("15:04"), spent[bk], r.Budget.Count))
+			problems = append(problems, fmt.Sprintf("budget %s %s: %d findings went out on their own, the budget allows %d", bk.rule+"/"+bk.sev.String(), bk.period.Format("15:04"), spent[bk], r.Budget.Count))
 		}
 	}
 	// Digests: each holds every held finding once, and the digest of the
@@ -772,7 +800,7 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 		daggs := make([]detect.Aggregate, len(dkeys))
 		for i, bk := range dkeys {
 			r := set.Rule(bk.rule)
-			daggs[i] = detect.Aggregate{Key: detect.DigestKey(bk.rule, sc.cluster), Window: r.Budget.Period,
+			daggs[i] = detect.Aggregate{Key: detect.DigestKey(bk.rule, sc.cluster, bk.sev), Window: r.Budget.Period,
 				Buckets: []detect.Bucket{{Start: bk.period, First: bk.period, Last: bk.period}}}
 		}
 		// One probe per key: a batch may not name a key twice.
@@ -789,24 +817,26 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 			}
 			bk := dkeys[i]
 			var tried int64
-			prefix := bk.rule + " " + bk.period.Format(time.RFC3339) + " "
+			prefix := daggs[i].Key + " " + bk.period.Format(time.RFC3339) + " "
 			for k := range fst.attempted {
 				if strings.HasPrefix(k, prefix) {
 					tried++
 				}
 			}
 			if n < heldBy[bk] || n > tried {
-				problems = append(problems, fmt.Sprintf("digest %s %s: counts %d held findings; %d were held, %d tried", bk.rule, bk.period.Format("15:04"), n, heldBy[bk], tried))
+				problems = append(problems, fmt.Sprintf("digest %s %s: counts %d held findings; %d were held, %d tried", bk.rule+"/"+bk.sev.String(), bk.period.Format("15:04"), n, heldBy[bk], tried))
 			}
 			var top int64
 			for _, f := range digests[bk] {
 				if f.Digest.Held > n {
-					problems = append(problems, fmt.Sprintf("digest %s %s: reports %d held, it counts %d", bk.rule, bk.period.Format("15:04"), f.Digest.Held, n))
+					problems = append(problems, fmt.Sprintf("digest %s %s: reports %d held, it counts %d", bk.rule+"/"+bk.sev.String(), bk.period.Format("15:04"), f.Digest.Held, n))
 				}
 				top = max(top, f.Digest.Held)
 			}
-			if lvl := level(heldBy[bk]); top < lvl {
-				problems = append(problems, fmt.Sprintf("digest %s %s: %d held, the last digest published reports %d, want at least %d", bk.rule, bk.period.Format("15:04"), heldBy[bk], top, lvl))
+			if lvl := level(reportable[bk]); top < lvl {
+				problems = append(problems, fmt.Sprintf("digest %s %s: %d held (%d not risen), the last digest published reports %d, want at least %d", bk.rule+"/"+bk.sev.String(), bk.period.Format("15:04"), heldBy[bk], reportable[bk], top, lvl))
+			}
+			for old := digestHeld.Load(); top > old && !digestHeld.CompareAndSwap(old, top); old = digestHeld.Load() {
 			}
 		}
 	}
@@ -861,11 +891,19 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	return periods, 0, fmt.Sprintf("%d findings published; %d problems:\n  %s", len(pub.got), len(problems), strings.Join(problems, "\n  "))
 }
 
-// level is the highest power of ten at most n, 0 for none.
+// digestHeld is the most held findings a published digest reported, over
+// the run: the property must reach digests past their first steps.
+var digestHeld atomic.Int64
+
+// level is the highest of 1, 2, 5, 10, 20, 50, … at most n, 0 for none.
 func level(n int64) int64 {
 	l := int64(0)
 	for p := int64(1); p <= n; p *= 10 {
-		l = p
+		for _, m := range []int64{1, 2, 5} {
+			if p*m <= n {
+				l = p * m
+			}
+		}
 	}
 	return l
 }
