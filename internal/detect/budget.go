@@ -280,22 +280,14 @@ func (d *Detector) digest(k digestOf, w *Window, b batchInfo) (*Finding, Claim) 
 		}
 	}
 	key := DigestKey(r.ID, b.cluster, sev)
-	f := &Finding{
-		Rule:        r.ID,
-		Title:       r.Title,
-		Description: r.Description,
-		Severity:    sev.String(),
-		MITRE:       r.MITRE,
-		ClusterName: b.cluster,
-		LogGroup:    b.logGroup,
-		Count:       held,
-		Window:      formatDuration(r.Budget.Period),
-		FirstSeen:   k.period,
-		LastSeen:    k.period.Add(r.Budget.Period),
-		Digest: &Digest{
-			Held: held, Budget: r.Budget.Count,
-			PeriodStart: k.period, PeriodEnd: k.period.Add(r.Budget.Period),
-		},
+	f := ruleFinding(r, sev, b.cluster)
+	f.LogGroup = b.logGroup
+	f.Count = held
+	f.Window = formatDuration(r.Budget.Period)
+	f.FirstSeen, f.LastSeen = k.period, k.period.Add(r.Budget.Period)
+	f.Digest = &Digest{
+		Held: held, Budget: r.Budget.Count,
+		PeriodStart: k.period, PeriodEnd: k.period.Add(r.Budget.Period),
 	}
 	for _, fld := range []string{string(rules.FieldSrcIP), string(rules.FieldSrcNet)} {
 		if n := len(bk.Distinct[fld]); n > 0 {
@@ -323,15 +315,14 @@ func (d *Detector) digest(k digestOf, w *Window, b batchInfo) (*Finding, Claim) 
 		Period:    k.period,
 		PeriodEnd: k.period.Add(r.Budget.Period),
 		FindingID: f.ID,
-		// Every batch that reaches a digest level claims it in the
-		// level's name, not its own, whatever severity it holds: a claim
-		// held by a batch whose retry never comes back to the digest (its
-		// held findings became another's finding) would otherwise block
-		// the level for a lease, and the batches that marked their held
-		// findings sent meanwhile would be reported nowhere. So a claim is
-		// refused only when the level was sent at this severity or
-		// higher. The price: two invocations that reach the same level at
-		// the same moment may both send its digest, with the same ID.
+		// Every batch that reaches a digest step claims it in the
+		// step's name, not its own: a claim held by a batch whose retry
+		// never comes back to the digest (its held findings became
+		// another's finding) would otherwise block the step for a lease,
+		// and the batches that marked their findings held meanwhile would
+		// be reported nowhere. So a claim is refused only once the step
+		// was sent. The price: two invocations that reach the same step
+		// at the same moment may both send its digest, with the same ID.
 		Batch:    fmt.Sprintf("digest:%s#%d@%s", key, level, k.period.Format(time.RFC3339)),
 		Severity: sev,
 	}

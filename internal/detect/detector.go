@@ -364,25 +364,27 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []d
 	return out
 }
 
-func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStats, at time.Time, sev rules.Severity, why []string) *Finding {
-	f := &Finding{
+// ruleFinding starts a finding of r at sev on cluster: what every finding
+// of the rule says.
+func ruleFinding(r *rules.Rule, sev rules.Severity, cluster string) *Finding {
+	return &Finding{
 		Rule:        r.ID,
 		Title:       r.Title,
 		Description: r.Description,
 		Severity:    sev.String(),
 		MITRE:       r.MITRE,
-		ClusterName: a.Group.ClusterName,
-		SrcIP:       a.Group.SrcIP,
-		SrcNet:      a.Group.SrcNet,
-		User:        a.Group.User,
-		Groups:      a.Group.Groups,
-		UserAgent:   a.Group.UserAgent,
-		Sweep:       a.Group.Sweep,
-		Count:       s.count,
-		Window:      formatDuration(r.Threshold.Window),
-		FirstSeen:   s.first,
-		LastSeen:    s.last,
+		ClusterName: cluster,
 	}
+}
+
+func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStats, at time.Time, sev rules.Severity, why []string) *Finding {
+	f := ruleFinding(r, sev, a.Group.ClusterName)
+	f.SrcIP, f.SrcNet = a.Group.SrcIP, a.Group.SrcNet
+	f.User, f.Groups, f.UserAgent = a.Group.User, a.Group.Groups, a.Group.UserAgent
+	f.Sweep = a.Group.Sweep
+	f.Count = s.count
+	f.Window = formatDuration(r.Threshold.Window)
+	f.FirstSeen, f.LastSeen = s.first, s.last
 	switch {
 	case f.SrcIP != "":
 		f.IPClass = enrich.IPClass(f.SrcIP)

@@ -32,20 +32,32 @@ func TestEvasion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id := 0
-			for _, dl := range c.Deliveries {
-				b := &cwlogs.Batch{MessageType: cwlogs.DataMessage, LogGroup: evasion.LogGroup, LogStream: evasion.Stream, Cluster: evasion.Cluster}
-				for _, l := range dl.Lines {
-					id++
-					b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprint(id), Timestamp: dl.Ingest.UnixMilli(), Message: l, Size: len(l)})
-				}
-				if _, err := d.Process(context.Background(), b); err != nil {
-					t.Fatal(err)
-				}
-			}
+			processAll(t, d, c.Deliveries)
 			checkEvasion(t, c, pub.got)
 		})
 	}
+}
+
+// processAll runs each delivery through d, in order, on the evasion
+// cases' stream, and returns the sum of their held findings and digests.
+func processAll(t *testing.T, d *detect.Detector, deliveries []evasion.Delivery) detect.Result {
+	t.Helper()
+	var total detect.Result
+	id := 0
+	for _, dl := range deliveries {
+		b := &cwlogs.Batch{MessageType: cwlogs.DataMessage, LogGroup: evasion.LogGroup, LogStream: evasion.Stream, Cluster: evasion.Cluster}
+		for _, l := range dl.Lines {
+			id++
+			b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprint(id), Timestamp: dl.Ingest.UnixMilli(), Message: l, Size: len(l)})
+		}
+		res, err := d.Process(context.Background(), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total.Held += res.Held
+		total.Digests += res.Digests
+	}
+	return total
 }
 
 // checkEvasion checks the findings of a case against its table row.

@@ -1,12 +1,9 @@
 package detect_test
 
 import (
-	"context"
-	"fmt"
 	"testing"
 	"time"
 
-	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/detect"
 	"github.com/anonwatch/anonwatch/internal/evasion"
 	"github.com/anonwatch/anonwatch/internal/memstate"
@@ -56,20 +53,6 @@ func runFlood(t *testing.T, fl evasion.Flood, noBudget bool) ([]*detect.Finding,
 	if err != nil {
 		t.Fatal(err)
 	}
-	var total detect.Result
-	id := 0
-	for _, dl := range fl.Deliveries {
-		b := &cwlogs.Batch{MessageType: cwlogs.DataMessage, LogGroup: evasion.LogGroup, LogStream: evasion.Stream, Cluster: evasion.Cluster}
-		for _, l := range dl.Lines {
-			id++
-			b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprint(id), Timestamp: dl.Ingest.UnixMilli(), Message: l, Size: len(l)})
-		}
-		res, err := d.Process(context.Background(), b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total.Held += res.Held
-		total.Digests += res.Digests
-	}
+	total := processAll(t, d, fl.Deliveries)
 	return pub.got, total
 }

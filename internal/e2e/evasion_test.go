@@ -9,8 +9,30 @@ import (
 
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/e2e/emu"
+	"github.com/anonwatch/anonwatch/internal/e2e/rie"
 	"github.com/anonwatch/anonwatch/internal/evasion"
 )
+
+// deliver invokes fn with each delivery, in order, as CloudWatch Logs
+// would: a gzipped subscription event on the evasion cases' stream, each
+// log event with an id of its own and the delivery's ingestion time. Each
+// invocation must succeed.
+func deliver(t *testing.T, fn *rie.Instance, deliveries []evasion.Delivery) {
+	t.Helper()
+	id := 0
+	for _, dl := range deliveries {
+		b := cwlogs.Batch{MessageType: cwlogs.DataMessage, Owner: "123456789012", LogGroup: evasion.LogGroup, LogStream: evasion.Stream}
+		for _, l := range dl.Lines {
+			id++
+			b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("%056d", id), Timestamp: dl.Ingest.UnixMilli(), Message: l})
+		}
+		event, err := cwlogs.Encode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		invokeOK(t, fn, event)
+	}
+}
 
 // TestEvasion delivers every evasion path of internal/evasion to the real
 // bootstrap under the Lambda emulator, with DynamoDB and SNS emulators
@@ -25,19 +47,7 @@ func TestEvasion(t *testing.T) {
 			table, topic := emu.NewTable(t, dynamoURL, "e2e-"), newTopic(t)
 			q := subscribeQueue(t, topic, false, "")
 			fn := startFunction(t, functionEnv(table, topic))
-			id := 0
-			for _, dl := range c.Deliveries {
-				b := cwlogs.Batch{MessageType: cwlogs.DataMessage, Owner: "123456789012", LogGroup: evasion.LogGroup, LogStream: evasion.Stream}
-				for _, l := range dl.Lines {
-					id++
-					b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("%056d", id), Timestamp: dl.Ingest.UnixMilli(), Message: l})
-				}
-				event, err := cwlogs.Encode(b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				invokeOK(t, fn, event)
-			}
+			deliver(t, fn, c.Deliveries)
 			got := findings(t, emu.MustReceive(t, q))
 			for _, w := range c.Want {
 				if !slices.ContainsFunc(got, func(d delivered) bool {

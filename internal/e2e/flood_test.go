@@ -3,10 +3,8 @@
 package e2e
 
 import (
-	"fmt"
 	"testing"
 
-	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/evasion"
 	"github.com/anonwatch/anonwatch/internal/finding"
@@ -24,19 +22,7 @@ func TestFlood(t *testing.T) {
 			table, topic := emu.NewTable(t, dynamoURL, "e2e-"), newTopic(t)
 			q := subscribeQueue(t, topic, false, "")
 			fn := startFunction(t, functionEnv(table, topic))
-			id := 0
-			for _, dl := range fl.Deliveries {
-				b := cwlogs.Batch{MessageType: cwlogs.DataMessage, Owner: "123456789012", LogGroup: evasion.LogGroup, LogStream: evasion.Stream}
-				for _, l := range dl.Lines {
-					id++
-					b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("%056d", id), Timestamp: dl.Ingest.UnixMilli(), Message: l})
-				}
-				event, err := cwlogs.Encode(b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				invokeOK(t, fn, event)
-			}
+			deliver(t, fn, fl.Deliveries)
 			got := findings(t, emu.MustReceive(t, q))
 			fs := make([]*finding.Finding, len(got))
 			for i := range got {

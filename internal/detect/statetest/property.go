@@ -743,13 +743,17 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	// its group and period (so it was no rise; a held finding is no rise
 	// base). Some rises may have spent a place too, so this undercounts
 	// the places taken, and must stay within the limit.
-	sentSevs := map[periodKey][]rules.Severity{}
-	for _, f := range individual {
+	// locate returns f's rule, severity, last bucket and (group, period).
+	locate := func(f *detect.Finding) (*rules.Rule, rules.Severity, time.Time, periodKey) {
 		r := set.Rule(f.Rule)
 		sev, _ := rules.ParseSeverity(f.Severity)
 		end := f.LastSeen.Truncate(detect.BucketWidthFor(r.Threshold.Window))
 		g := detect.Group{SrcIP: f.SrcIP, ClusterName: f.ClusterName}
-		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
+		return r, sev, end, periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
+	}
+	sentSevs := map[periodKey][]rules.Severity{}
+	for _, f := range individual {
+		_, sev, _, pk := locate(f)
 		sentSevs[pk] = append(sentSevs[pk], sev)
 	}
 	// heldBy counts the held findings of each digest; reportable, those
@@ -758,24 +762,16 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	// the digest must report at least those.
 	heldBy, reportable := map[budgetKey]int64{}, map[budgetKey]int64{}
 	for _, f := range held {
-		r := set.Rule(f.Rule)
-		sev, _ := rules.ParseSeverity(f.Severity)
-		end := f.LastSeen.Truncate(detect.BucketWidthFor(r.Threshold.Window))
+		r, sev, end, pk := locate(f)
 		bk := budgetKey{f.Rule, detect.PeriodStart(end, r.Budget.Period), sev}
 		heldBy[bk]++
-		g := detect.Group{SrcIP: f.SrcIP, ClusterName: f.ClusterName}
-		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
 		if slices.Max(got[pk]) <= sev {
 			reportable[bk]++
 		}
 	}
 	spent := map[budgetKey]int{}
 	for _, f := range individual {
-		r := set.Rule(f.Rule)
-		sev, _ := rules.ParseSeverity(f.Severity)
-		end := f.LastSeen.Truncate(detect.BucketWidthFor(r.Threshold.Window))
-		g := detect.Group{SrcIP: f.SrcIP, ClusterName: f.ClusterName}
-		pk := periodKey{detect.GroupKey(f.Rule, &g), detect.PeriodStart(end, r.Suppress)}
+		r, sev, end, pk := locate(f)
 		if r.Budget.Count == 0 || sev >= rules.Critical || slices.Min(sentSevs[pk]) < sev {
 			continue
 		}
