@@ -1,4 +1,4 @@
-# lib.sh holds what scripts/dynalite.sh and scripts/goaws.sh share: checking
+# lib.sh holds what scripts/dynalite.sh, goaws.sh and moto.sh share: checking
 # whether their emulator already runs, waiting for a new one to answer, and
 # stopping it. It is sourced, not run.
 #

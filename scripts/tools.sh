@@ -36,3 +36,8 @@ if ! command -v qemu-aarch64 >/dev/null 2>&1 && [[ $(uname -m) != aarch64 ]]; th
       || echo "tools: qemu-user not installed; the arm64 end-to-end run will be skipped" >&2
   fi
 fi
+
+# moto 5.2.1 (scripts/moto.sh pins it) comes with the machine image: pip
+# cannot reach its registry here, so it is checked, not installed. Without
+# it the backfill tests against CloudWatch Logs and S3 skip, saying why.
+scripts/moto.sh check || echo "tools: moto missing; the backfill tests against CloudWatch Logs and S3 will be skipped" >&2
