@@ -3,10 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +15,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/anonwatch/anonwatch/internal/audit"
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/jsonscan"
 )
 
 // linesPerBatch matches CloudWatch Logs' largest batch (10,000 events), so
@@ -23,7 +25,7 @@ import (
 const linesPerBatch = 10000
 
 // expandInputs turns the command line into files: "-" stays, a folder
-// becomes the .json, .jsonl and .json.gz files directly inside it, sorted.
+// becomes the .json, .jsonl and .gz files directly inside it, sorted.
 func expandInputs(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
@@ -40,7 +42,8 @@ func expandInputs(args []string) ([]string, error) {
 			continue
 		}
 		// A folder means the files directly inside it: events/ holds the
-		// subscription events, events/src their JSON-lines sources.
+		// subscription events, events/src their JSON-lines sources, and
+		// an export's folder for a log stream its 000000.gz, 000001.gz...
 		entries, err := os.ReadDir(a)
 		if err != nil {
 			return nil, err
@@ -58,7 +61,7 @@ func expandInputs(args []string) ([]string, error) {
 }
 
 func isInputName(p string) bool {
-	for _, ext := range []string{".json", ".jsonl", ".json.gz", ".jsonl.gz"} {
+	for _, ext := range []string{".json", ".jsonl", ".gz"} {
 		if strings.HasSuffix(p, ext) {
 			return true
 		}
@@ -73,156 +76,168 @@ type reader struct {
 	maxLine int
 }
 
+// Sizes of the read buffers. sniffSize is how much of a file, and of each
+// JSON document in it, is looked at to tell what it is: CloudWatch and the
+// AWS CLI write the keys that tell (messageType, awslogs, events) within
+// the first few hundred bytes.
+const (
+	bufSize   = 64 << 10
+	sniffSize = 1 << 20
+)
+
+// maxGzipLayers bounds the gzip streams nested in one another that replay
+// opens: Firehose compresses records that CloudWatch compressed, so two.
+const maxGzipLayers = 3
+
 // each calls fn for every batch in r. name labels the input in batch ids
-// and errors. The format is detected from the content: gzip or not, then a
-// CloudWatch subscription event, a decoded subscription payload, or audit
-// events (JSON lines, or one pretty-printed event).
+// and errors. The format is detected from the content: gzip or not (and
+// gzip in gzip), then a CloudWatch Logs export (a timestamp before each
+// line), JSON documents (subscription events, subscription payloads back
+// to back as Firehose archives them, the output of filter-log-events or
+// get-log-events, pretty-printed audit events), or else JSON lines of audit
+// events, which may hold objects back to back (Firehose's message
+// extraction).
+//
+// The input is read as a stream: what it costs is a batch, not the file.
+// A Lambda event is replayed as the delivery it was; the log events of
+// everything else are gathered into batches of one log stream each (see
+// batcher), as CloudWatch delivers them.
 func (rd *reader) each(name string, r io.Reader, fn func(*cwlogs.Batch) error) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+	err := rd.read(name, r, func(b *cwlogs.Batch) error {
+		if err := fn(b); err != nil {
+			return &fnError{err}
 		}
-		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 64<<10)
+		return nil
+	})
+	if fe := (*fnError)(nil); errors.As(err, &fe) {
+		return fe.err
 	}
-	// The first line may be a whole subscription payload, so it may be as
-	// large as the decoder's own bound.
-	first, err := readLine(br, max(rd.maxLine, int(rd.lim.MaxDecompressed)))
-	if err != nil && err != io.EOF {
+	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
-	}
-	rest := io.MultiReader(bytes.NewReader(first), strings.NewReader("\n"), br)
-	if isDocument(first) {
-		return rd.documents(name, rest, fn)
-	}
-	return rd.lines(name, bufio.NewReaderSize(rest, 64<<10), fn)
-}
-
-// isDocument reports whether the first line starts a subscription event or
-// payload, or is not a complete JSON value on its own (pretty-printed).
-func isDocument(line []byte) bool {
-	line = bytes.TrimSpace(line)
-	if len(line) == 0 || bytes.HasSuffix(line, []byte("[Truncated...]")) {
-		return false
-	}
-	var probe struct {
-		AWSLogs     json.RawMessage `json:"awslogs"`
-		MessageType string          `json:"messageType"`
-	}
-	if err := json.Unmarshal(line, &probe); err != nil {
-		var syn *json.SyntaxError
-		// Cut short: a document spread over lines. Other errors: a bad
-		// line of a JSON-lines file, which the detector skips.
-		return errors.As(err, &syn) && line[0] == '{' && bytes.Count(line, []byte("{")) > bytes.Count(line, []byte("}"))
-	}
-	return probe.AWSLogs != nil || probe.MessageType != ""
-}
-
-func (rd *reader) documents(name string, r io.Reader, fn func(*cwlogs.Batch) error) error {
-	dec := json.NewDecoder(r)
-	var loose [][]byte
-	for n := 1; ; n++ {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err == io.EOF {
-			break
-		} else if err != nil {
-			return fmt.Errorf("%s: document %d: %w", name, n, err)
-		}
-		var probe struct {
-			AWSLogs *struct {
-				Data string `json:"data"`
-			} `json:"awslogs"`
-			MessageType string `json:"messageType"`
-		}
-		if err := json.Unmarshal(raw, &probe); err != nil {
-			loose = append(loose, raw)
-			continue
-		}
-		var b cwlogs.Batch
-		var err error
-		switch {
-		case probe.AWSLogs != nil:
-			b, err = cwlogs.DecodeData(probe.AWSLogs.Data, rd.lim)
-		case probe.MessageType != "":
-			b, err = cwlogs.DecodePayload(bytes.NewReader(raw), rd.lim)
-		default:
-			var buf bytes.Buffer
-			if json.Compact(&buf, raw) == nil {
-				raw = buf.Bytes()
-			}
-			loose = append(loose, raw)
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("%s: document %d: %w", name, n, err)
-		}
-		if err := fn(&b); err != nil {
-			return err
-		}
-	}
-	if len(loose) > 0 {
-		b := rd.batch(name, loose)
-		return fn(&b)
 	}
 	return nil
 }
 
-func (rd *reader) lines(name string, br *bufio.Reader, fn func(*cwlogs.Batch) error) error {
-	var chunk [][]byte
-	for n := 1; ; n++ {
-		line, err := readLine(br, rd.maxLine)
-		if len(bytes.TrimSpace(line)) > 0 {
-			chunk = append(chunk, bytes.Clone(line))
+// fnError carries an error from each's fn out through the readers, to be
+// returned as fn returned it.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+func (rd *reader) read(name string, r io.Reader, fn func(*cwlogs.Batch) error) error {
+	br := bufio.NewReaderSize(r, bufSize)
+	for layer := 0; layer < maxGzipLayers && isGzip(br); layer++ {
+		zr, err := newGunzip(br)
+		if err != nil {
+			return err
 		}
-		if len(chunk) == linesPerBatch || (err == io.EOF && len(chunk) > 0) {
-			b := rd.batch(name, chunk)
-			if ferr := fn(&b); ferr != nil {
-				return ferr
+		br = bufio.NewReaderSize(zr, bufSize)
+	}
+	br = bufio.NewReaderSize(br, sniffSize)
+	head, err := br.Peek(sniffSize)
+	if err != nil && err != io.EOF {
+		return err
+	}
+	bt := &batcher{fn: fn, maxBytes: int(cmp.Or(max(rd.lim.MaxDecompressed, 0), cwlogs.DefaultLimits.MaxDecompressed))}
+	switch sniff(head) {
+	case formatExport:
+		err = rd.export(name, br, bt)
+	case formatDocuments:
+		err = rd.documents(name, br, bt, fn)
+	default:
+		err = rd.lines(name, br, bt)
+	}
+	if err != nil {
+		return err
+	}
+	return bt.flush()
+}
+
+// format is the shape of an input, once decompressed.
+type format int
+
+const (
+	// formatLines is JSON lines of audit events, a line possibly holding
+	// several objects back to back.
+	formatLines format = iota
+	// formatDocuments is JSON documents back to back, with or without
+	// white space between them.
+	formatDocuments
+	// formatExport is a CloudWatch Logs export to S3.
+	formatExport
+)
+
+// sniff tells the format from the head of an input: an export when it
+// starts with an export's timestamp; documents when its first object is a
+// subscription event, a subscription payload or log events from the CLI,
+// or goes on past its first line (pretty-printed) that was not cut short;
+// otherwise lines.
+func sniff(head []byte) format {
+	head = head[jsonscan.SkipSpace(head, 0):]
+	switch {
+	case len(head) == 0:
+		return formatLines
+	case hasExportStamp(head):
+		return formatExport
+	case head[0] != '{':
+		return formatLines
+	}
+	if kind, _ := classify(head); kind != docAudit {
+		return formatDocuments
+	}
+	first := head
+	nl := bytes.IndexByte(head, '\n')
+	if nl >= 0 {
+		first = head[:nl]
+	}
+	var sc valueScan
+	if sc.scan(first) >= 0 || nl < 0 {
+		// The object ends on its line, or the line is longer than sniff
+		// looks: JSON lines.
+		return formatLines
+	}
+	// A line cut inside a string, or marked by CloudWatch as cut, is a
+	// damaged JSON line; an object that simply goes on is pretty-printed.
+	if sc.inStr || audit.MarkedTruncated(first) {
+		return formatLines
+	}
+	return formatDocuments
+}
+
+func (rd *reader) lines(name string, br *bufio.Reader, bt *batcher) error {
+	o := origin{cluster: rd.cluster, logStream: name}
+	for n := 1; ; n++ {
+		rec, err := readRecord(br, rd.maxLine)
+		if len(bytes.TrimSpace(rec)) > 0 {
+			if aerr := bt.add(o, cwlogs.LogEvent{ID: eventID(rec), Message: rec}); aerr != nil {
+				return aerr
 			}
-			chunk = chunk[:0]
 		}
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%s: line %d: %w", name, n, err)
+			return fmt.Errorf("line %d: %w", n, err)
 		}
 	}
 }
 
-// batch wraps lines read from a file as a batch. The stream is the input's
-// name, which log lines show. An event's id is derived from its line's
-// content (eventID), as CloudWatch's own ids identify events, so the batch
-// id (detect.BatchID) changes with the content: a file replayed again gives
-// the same batch ids, and different lines under the same name, replayed
-// into the same --table, are not taken for a batch already merged. Two
-// identical lines in one batch share an id, so the detector counts the
-// repeat as duplicate_id: it is the same event twice.
-func (rd *reader) batch(name string, lines [][]byte) cwlogs.Batch {
-	b := cwlogs.Batch{
-		MessageType: cwlogs.DataMessage,
-		LogStream:   name,
-		Cluster:     rd.cluster,
-		Events:      make([]cwlogs.LogEvent, len(lines)),
-	}
-	for i, l := range lines {
-		b.Events[i] = cwlogs.LogEvent{ID: eventID(l), Message: l}
-	}
-	return b
-}
-
 // eventID is the log event id of line: the hex of the first 16 bytes of
-// its SHA-256.
+// its SHA-256. Input that carries no ids (JSON lines, an export,
+// get-log-events) takes ids from content, as CloudWatch's own ids identify
+// events, so a batch's id (detect.BatchID) changes with its content: a
+// file replayed again gives the same batch ids, and different lines under
+// the same name, replayed into the same --table, are not taken for a batch
+// already merged. Two identical lines in one batch share an id, so the
+// detector counts the repeat as duplicate_id: it is the same event twice.
 func eventID(line []byte) string {
 	sum := sha256.Sum256(line)
 	return hex.EncodeToString(sum[:16])
 }
 
-// readLine returns the next line without its newline. A line longer than
-// max is cut to max+1 bytes (so the parser rejects it as too large) and the
-// rest of it is discarded, keeping memory bounded.
+// readLine returns the next line, in new bytes, without its newline. A
+// line longer than max is cut to max+1 bytes (so the parser rejects it as
+// too large) and the rest of it is discarded, keeping memory bounded.
 func readLine(br *bufio.Reader, max int) ([]byte, error) {
 	var line []byte
 	for {
@@ -236,5 +251,173 @@ func readLine(br *bufio.Reader, max int) ([]byte, error) {
 		}
 		line = bytes.TrimRight(line, "\r\n")
 		return line, err
+	}
+}
+
+// readRecord returns the next record of JSON lines, in new bytes, without
+// its line end: a line, as readLine returns it, unless the line holds JSON
+// objects back to back, as Firehose writes the messages it extracts when no
+// delimiter is set, and then the next of them. It splits a line only where
+// an object ends and, white space aside, another begins, so that anything
+// else, a damaged line included, stays whole. A record longer than max is
+// cut to max+1 bytes and the rest of it discarded, keeping memory bounded.
+func readRecord(br *bufio.Reader, max int) ([]byte, error) {
+	var (
+		rec []byte
+		// mode is 0 before the record's first byte that is not white
+		// space, '{' in an object and after it, and 'l' in a record that
+		// goes to its line's end.
+		mode   byte
+		sc     = valueScan{lines: true}
+		closed bool // the object has ended; only white space since
+	)
+	keep := func(p []byte) {
+		if room := max + 1 - len(rec); room > 0 {
+			rec = append(rec, p[:min(len(p), room)]...)
+		}
+	}
+	for {
+		buf, err := buffered(br)
+		if err != nil {
+			return bytes.TrimRight(rec, "\r\n"), err
+		}
+		if mode == 0 && len(rec) == 0 {
+			// Most lines hold one object: a line with no object's end
+			// followed by another's start is a record as it stands, with
+			// no need to follow its strings. Looking for its end no
+			// further than a usual line keeps objects back to back on
+			// one long line from being searched again for each.
+			if nl := bytes.IndexByte(buf[:min(len(buf), 16<<10)], '\n'); nl >= 0 && !mayJoin(buf[:nl]) {
+				keep(buf[:nl])
+				br.Discard(nl + 1)
+				return bytes.TrimRight(rec, "\r\n"), nil
+			}
+		}
+		// end is where the record ends in buf; nl, that a newline does.
+		end, nl := -1, false
+	scan:
+		for i := 0; i < len(buf); {
+			switch {
+			case mode == 0:
+				switch buf[i] {
+				case ' ', '\t', '\r':
+					i++
+				case '\n':
+					end, nl = i, true
+					break scan
+				case '{':
+					mode = '{'
+				default:
+					mode = 'l'
+				}
+			case mode == 'l':
+				if k := bytes.IndexByte(buf[i:], '\n'); k >= 0 {
+					end, nl = i+k, true
+				}
+				break scan
+			case !closed:
+				e := sc.scan(buf[i:])
+				switch {
+				case e < 0:
+					break scan
+				case sc.newline:
+					end, nl = i+e, true
+					break scan
+				}
+				i += e
+				closed = true
+			default:
+				switch buf[i] {
+				case ' ', '\t', '\r':
+					i++
+				case '\n':
+					end, nl = i, true
+					break scan
+				case '{':
+					end = i
+					break scan
+				default:
+					mode = 'l'
+				}
+			}
+		}
+		if end < 0 {
+			keep(buf)
+			br.Discard(len(buf))
+			continue
+		}
+		keep(buf[:end])
+		if nl {
+			br.Discard(end + 1)
+			return bytes.TrimRight(rec, "\r\n"), nil
+		}
+		br.Discard(end)
+		return bytes.TrimRight(rec, " \t\r"), nil
+	}
+}
+
+// mayJoin reports whether line may hold JSON objects back to back: whether
+// a '}' is followed, white space aside, by a '{'.
+func mayJoin(line []byte) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(line[i:], '}')
+		if j < 0 {
+			return false
+		}
+		i += j + 1
+		k := i
+		for k < len(line) && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r') {
+			k++
+		}
+		if k < len(line) && line[k] == '{' {
+			return true
+		}
+	}
+}
+
+// isGzip reports whether br starts with gzip's magic number.
+func isGzip(br *bufio.Reader) bool {
+	magic, _ := br.Peek(2)
+	return len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b
+}
+
+// gunzip reads a gzip stream of one or more members, as gzip.Reader does,
+// and also when white space separates the members: Firehose's
+// AppendDelimiterToRecord processor writes a newline after each record,
+// and each record CloudWatch sends Firehose is a gzip member.
+type gunzip struct {
+	src *bufio.Reader
+	zr  *gzip.Reader
+}
+
+func newGunzip(src *bufio.Reader) (*gunzip, error) {
+	zr, err := gzip.NewReader(src)
+	if err != nil {
+		return nil, err
+	}
+	zr.Multistream(false)
+	return &gunzip{src: src, zr: zr}, nil
+}
+
+func (g *gunzip) Read(p []byte) (int, error) {
+	for {
+		n, err := g.zr.Read(p)
+		if err != io.EOF {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
+		}
+		// The member ended: another may follow, after white space.
+		if _, err := skipSpace(g.src); err != nil {
+			return 0, err // io.EOF: the last member ended the stream
+		}
+		if !isGzip(g.src) {
+			return 0, errors.New("gzip: data after a member is not another member")
+		}
+		if err := g.zr.Reset(g.src); err != nil {
+			return 0, err
+		}
+		g.zr.Multistream(false)
 	}
 }

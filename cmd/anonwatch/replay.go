@@ -30,7 +30,7 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	rulesFile := fs.String("rules", "", "rule file (default: the embedded rules)")
-	cluster := fs.String("cluster", "local", "cluster name for input that carries no log group")
+	cluster := fs.String("cluster", "local", "cluster name for input that carries no log group: JSON lines, CloudWatch Logs exports, filter-log-events and get-log-events output, messages Firehose extracted")
 	report := fs.Bool("report", false, "print the aggregate table over the whole input, ignoring thresholds, windows and suppression")
 	table := fs.String("table", "", "use this DynamoDB table for state instead of memory (honours AWS_ENDPOINT_URL_DYNAMODB)")
 	format := fs.String("format", "json", "how to print each finding: json (the document, one per line), email (subject and body), chat (the Amazon Q notification) or slack (the Block Kit message, one per line)")
