@@ -29,7 +29,7 @@ const linesPerBatch = 10000
 func expandInputs(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
-		if a == "-" {
+		if a == "-" || isS3(a) {
 			out = append(out, a)
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/anonwatch/anonwatch/internal/audit"
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/detect"
+	"github.com/anonwatch/anonwatch/internal/logsource"
 	"github.com/anonwatch/anonwatch/internal/memstate"
 	"github.com/anonwatch/anonwatch/internal/rules"
 )
@@ -34,16 +36,46 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	report := fs.Bool("report", false, "print the aggregate table over the whole input, ignoring thresholds, windows and suppression")
 	table := fs.String("table", "", "use this DynamoDB table for state instead of memory (honours AWS_ENDPOINT_URL_DYNAMODB)")
 	format := fs.String("format", "json", "how to print each finding: json (the document, one per line), email (subject and body), chat (the Amazon Q notification) or slack (the Block Kit message, one per line)")
+	logGroup := fs.String("log-group", "", "read this CloudWatch Logs log group through FilterLogEvents (the SDK's standard configuration; AWS_ENDPOINT_URL_CLOUDWATCH_LOGS honoured), between --start and --end")
+	start := fs.String("start", "", "with --log-group: the first event time to read, RFC 3339 or a date (default: 24 hours before --end)")
+	end := fs.String("end", "", "with --log-group: the time to read up to, not included, RFC 3339 or a date (default: now)")
+	pattern := fs.String("pattern", "", "with --log-group: the filter pattern the server applies (default: a text-term pattern of the rules' pre-filter strings, as the template deploys; the detector judges every event it gets either way)")
 	maxPayload := fs.Int64("max-payload", cwlogs.DefaultLimits.MaxDecompressed>>20, "MiB of log lines one delivery may keep (the function's bound): lines past it are cut to their first 8 KiB and reported as damaged; raise it to replay such a delivery whole")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] FILE...")
+		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] FILE|FOLDER|s3://BUCKET/PREFIX...")
+		fmt.Fprintln(stderr, "       anonwatch replay [flags] --log-group NAME [--start TIME] [--end TIME] [--pattern PATTERN]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	if fs.NArg() == 0 {
+	if fs.NArg() == 0 && *logGroup == "" {
 		fs.Usage()
+		return exitUsage
+	}
+	var from, to time.Time
+	if *logGroup != "" {
+		var err error
+		to = time.Now().UTC()
+		if *end != "" {
+			if to, err = parseTime(*end); err != nil {
+				fmt.Fprintln(stderr, "anonwatch replay: --end:", err)
+				return exitUsage
+			}
+		}
+		from = to.Add(-24 * time.Hour)
+		if *start != "" {
+			if from, err = parseTime(*start); err != nil {
+				fmt.Fprintln(stderr, "anonwatch replay: --start:", err)
+				return exitUsage
+			}
+		}
+		if !from.Before(to) {
+			fmt.Fprintln(stderr, "anonwatch replay: --start must come before --end")
+			return exitUsage
+		}
+	} else if *start != "" || *end != "" || *pattern != "" {
+		fmt.Fprintln(stderr, "anonwatch replay: --start, --end and --pattern go with --log-group")
 		return exitUsage
 	}
 	if *maxPayload <= 0 || *maxPayload > 1<<20 {
@@ -116,33 +148,56 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if *report {
 		rep = newReportTable(set)
 	}
-	prog := newProgress(stderr, inputs)
-	for _, name := range inputs {
-		err := withInput(name, stdin, prog, func(r io.Reader) error {
-			return rd.each(name, r, func(b *cwlogs.Batch) error {
-				if rep != nil {
-					aggs, res := det.Aggregate(b)
-					total.add(&res)
-					rep.add(aggs)
-					return nil
-				}
-				res, err := det.Process(ctx, b)
-				total.add(&res)
-				if err != nil {
-					return &pipelineError{err}
-				}
-				return nil
-			})
-		})
-		if err != nil {
-			prog.done()
-			fmt.Fprintln(stderr, "anonwatch replay:", err)
-			var ie inputError
-			if errors.As(err, &ie) {
-				return exitUsage
-			}
-			return exitError
+	process := func(b *cwlogs.Batch) error {
+		if rep != nil {
+			aggs, res := det.Aggregate(b)
+			total.add(&res)
+			rep.add(aggs)
+			return nil
 		}
+		res, err := det.Process(ctx, b)
+		total.add(&res)
+		if err != nil {
+			return &pipelineError{err}
+		}
+		return nil
+	}
+	findings := func() int { return total.pub }
+	var srcs *sources
+	if *logGroup != "" || slices.ContainsFunc(inputs, isS3) {
+		srcs = newSources(ctx, stderr)
+	}
+	prog := newProgress(stderr, inputs)
+	fail := func(err error) int {
+		prog.done()
+		fmt.Fprintln(stderr, "anonwatch replay:", err)
+		var ie inputError
+		if errors.As(err, &ie) {
+			return exitUsage
+		}
+		return exitError
+	}
+	for _, name := range inputs {
+		var err error
+		if isS3(name) {
+			err = srcs.prefix(ctx, name, func(obj string, r io.Reader) error { return rd.each(obj, r, process) }, findings)
+		} else {
+			err = withInput(name, stdin, prog, func(r io.Reader) error { return rd.each(name, r, process) })
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if *logGroup != "" {
+		p := *pattern
+		if p == "" {
+			p = textPattern(set)
+		}
+		g := &logsource.LogGroup{Name: *logGroup, Start: from, End: to, Pattern: p}
+		if err := srcs.logGroup(ctx, g, process, findings); err != nil {
+			return fail(err)
+		}
+		inputs = append(inputs, *logGroup)
 	}
 	prog.done()
 	if rep != nil {
