@@ -77,12 +77,10 @@ type digestOf struct {
 // again, and so publishes the digest.
 func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Result) []error {
 	var (
-		mu    sync.Mutex
-		errs  []error
-		last  = map[digestOf]*Window{}
-		order []digestOf
-		of    = make([]digestOf, len(held))
-		ok    = make([]bool, len(held))
+		mu   sync.Mutex
+		errs []error
+		of   = make([]digestOf, len(held))
+		wins = make([]*Window, len(held)) // nil where the merge failed
 	)
 	d.parallel(len(held), func(i int) {
 		du := &held[i]
@@ -100,21 +98,30 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 				d.held(ctx, f)
 			}
 		}
-		mu.Lock()
-		defer mu.Unlock()
+		of[i] = digestOf{r, a.Buckets[0].Start, du.claim.Severity}
 		if err != nil {
+			mu.Lock()
+			defer mu.Unlock()
 			errs = append(errs, fmt.Errorf("hold finding %s for the digest: %w", du.finding.ID, err))
 			return
 		}
-		k := digestOf{r, a.Buckets[0].Start, du.claim.Severity}
-		of[i], ok[i] = k, true
-		if w := last[k]; w == nil {
-			order = append(order, k)
-			last[k] = &ws[0]
-		} else if digestCount(&ws[0]) > digestCount(w) {
-			last[k] = &ws[0]
-		}
+		wins[i] = &ws[0]
 	})
+	// Digests go out in the order of their first held finding, whichever
+	// merge finished first, so that a batch publishes the same digests in
+	// the same order every time; each with the fullest window read.
+	last := map[digestOf]*Window{}
+	var order []digestOf
+	for i, w := range wins {
+		switch k := of[i]; {
+		case w == nil:
+		case last[k] == nil:
+			order = append(order, k)
+			last[k] = w
+		case digestCount(w) > digestCount(last[k]):
+			last[k] = w
+		}
+	}
 	failed := map[digestOf]bool{}
 	for _, k := range order {
 		if err := d.sendDigest(ctx, k, last[k], b, res); err != nil {
@@ -123,7 +130,7 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 		}
 	}
 	d.parallel(len(held), func(i int) {
-		if !ok[i] || failed[of[i]] {
+		if wins[i] == nil || failed[of[i]] {
 			return
 		}
 		c := held[i].claim
