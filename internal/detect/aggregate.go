@@ -702,7 +702,13 @@ func skipReason(err error) string {
 // only way to get Aggregate.Values: the whole collected values a report
 // shows, which Process does not keep.
 func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
-	return d.aggregateBatch(context.Background(), b, true)
+	return d.AggregateContext(context.Background(), b)
+}
+
+// AggregateContext is Aggregate with the context its log lines are
+// written with.
+func (d *Detector) AggregateContext(ctx context.Context, b *cwlogs.Batch) ([]Aggregate, Result) {
+	return d.aggregateBatch(ctx, b, true)
 }
 
 // aggregate is Aggregate for Process, without Aggregate.Values: the

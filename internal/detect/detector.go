@@ -101,9 +101,33 @@ func New(cfg Config) (*Detector, error) {
 // State or Publisher is returned after the other findings were attempted,
 // so that a retry of the whole batch (Lambda's) completes the work: state
 // is applied at most once per batch and a finding already sent is not sent
-// again.
+// again. It is Prepare, then Commit.
 func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error) {
+	return d.Commit(ctx, d.Prepare(ctx, b))
+}
+
+// Prepared is a batch that Prepare read and aggregated, for Commit.
+type Prepared struct {
+	aggs              []Aggregate
+	res               Result
+	cluster, logGroup string
+}
+
+// Prepare is the part of Process that needs neither State nor Publisher:
+// it reads, parses and matches every line of b and aggregates the batch.
+// Batches may be prepared concurrently and committed one at a time, in
+// the order they are to be applied, as `anonwatch replay` does. The
+// Result's EvalErrors counts the rule set's errors while b was prepared,
+// those of batches prepared at the same time included.
+func (d *Detector) Prepare(ctx context.Context, b *cwlogs.Batch) *Prepared {
 	aggs, res := d.aggregate(ctx, b)
+	return &Prepared{aggs: aggs, res: res, cluster: b.Cluster, logGroup: b.LogGroup}
+}
+
+// Commit is the rest of Process for a prepared batch: it applies p's
+// aggregates to state and publishes the findings due.
+func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
+	aggs, res := p.aggs, p.res
 	if len(aggs) == 0 {
 		return res, nil
 	}
@@ -113,7 +137,7 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 	}
 	var dues []due
 	for i := range aggs {
-		dues = append(dues, d.evaluate(&aggs[i], &wins[i], res.Batch, b.LogGroup)...)
+		dues = append(dues, d.evaluate(&aggs[i], &wins[i], res.Batch, p.logGroup)...)
 	}
 	// The most severe first: when a budget runs out in this batch, the
 	// findings it holds back are the least severe.
@@ -134,7 +158,7 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 			res.Suppressed++
 			continue
 		}
-		if ok, err := d.spend(ctx, &du, g, b.Cluster); err != nil {
+		if ok, err := d.spend(ctx, &du, g, p.cluster); err != nil {
 			errs = append(errs, err)
 			continue
 		} else if !ok {
@@ -152,7 +176,7 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 		res.Published++
 	}
 	if len(held) > 0 {
-		errs = append(errs, d.hold(ctx, held, batchInfo{res.Batch, b.Cluster, b.LogGroup}, &res)...)
+		errs = append(errs, d.hold(ctx, held, batchInfo{res.Batch, p.cluster, p.logGroup}, &res)...)
 	}
 	return res, errors.Join(errs...)
 }
