@@ -745,6 +745,11 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 		}
 	}
 	evalBefore := d.rules.EvalErrors()
+	// One event for the whole batch: the rules see it by pointer, so it
+	// lives on the heap, and a variable per line would be an allocation
+	// per line, lines no rule can match included. Nothing keeps the
+	// pointer past the line.
+	var ev audit.Event
 	for i := range b.Events {
 		le := &b.Events[i]
 		if _, dup := seen[le.ID]; dup {
@@ -752,7 +757,8 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 			continue
 		}
 		seen[le.ID] = struct{}{}
-		ev, r := d.read(le, b.LogStream)
+		var r readResult
+		ev, r = d.read(le, b.LogStream)
 		switch {
 		case r.filtered:
 			res.Filtered++
@@ -848,9 +854,11 @@ func badTimeError(ev *audit.Event, le *cwlogs.LogEvent) error {
 // many sources the batch holds; the usual batch never gets here.
 func (d *Detector) regroup(ctx context.Context, b *cwlogs.Batch, agg *aggregator, matched []int) {
 	agg.choose()
+	var ev audit.Event // one for the batch, as in aggregateBatch
 	for _, i := range matched {
 		le := &b.Events[i]
-		ev, r := d.read(le, b.LogStream)
+		var r readResult
+		ev, r = d.read(le, b.LogStream)
 		if r.filtered || r.skip != "" {
 			continue // it was read in the first pass; read is deterministic
 		}

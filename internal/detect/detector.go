@@ -148,7 +148,7 @@ func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 	)
 	for _, du := range dues {
 		res.Due++
-		f, c := du.finding, du.claim
+		c := du.claim
 		g, err := d.state.Claim(ctx, c)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("claim %s: %w", c.Key, err))
@@ -158,6 +158,8 @@ func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 			res.Suppressed++
 			continue
 		}
+		du.finding = du.build()
+		f := du.finding
 		if ok, err := d.spend(ctx, &du, g, p.cluster); err != nil {
 			errs = append(errs, err)
 			continue
@@ -309,7 +311,11 @@ func severity(r *rules.Rule, sweep bool, meets func(count int64, field rules.Fie
 // due is a finding that a window crossed its rule's threshold, with the
 // claim to publish it.
 type due struct {
+	// finding is built once the claim is granted: most findings due
+	// during an ongoing scan are suppressed, and a finding costs more to
+	// build than its claim.
 	finding *Finding
+	build   func() *Finding
 	claim   Claim
 	at      time.Time // the start of the window's last bucket
 }
@@ -370,20 +376,24 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []d
 	for _, p := range periods {
 		bst := byPeriod[p]
 		at := w.Buckets[bst.end].Start
-		s := stats(w, at, th.Window)
-		f := d.finding(r, a, w, &s, at, bst.sev, bst.why)
-		f.LogGroup = logGroup
 		period := time.Unix(p, 0).UTC()
-		id := sha256.Sum256([]byte(a.Key + "\x00" + period.Format(time.RFC3339) + "\x00" + bst.sev.String()))
-		f.ID = hex.EncodeToString(id[:12])
-		out = append(out, due{f, Claim{
+		sum := sha256.Sum256([]byte(a.Key + "\x00" + period.Format(time.RFC3339) + "\x00" + bst.sev.String()))
+		id := hex.EncodeToString(sum[:12])
+		build := func() *Finding {
+			s := stats(w, at, th.Window)
+			f := d.finding(r, a, w, &s, at, bst.sev, bst.why)
+			f.LogGroup = logGroup
+			f.ID = id
+			return f
+		}
+		out = append(out, due{build: build, at: at, claim: Claim{
 			Key:       a.Key,
 			Period:    period,
 			PeriodEnd: period.Add(r.Suppress),
-			FindingID: f.ID,
+			FindingID: id,
 			Batch:     batch,
 			Severity:  bst.sev,
-		}, at})
+		}})
 	}
 	return out
 }
