@@ -33,8 +33,9 @@ func clusterKey(rule, kind, cluster string, sev rules.Severity) string {
 	return rule + "#" + kind + "-" + sev.String() + "#" + hex.EncodeToString(h[:8])
 }
 
-// holdWorkers bounds the held findings merged into digests at once.
-const holdWorkers = 8
+// DefaultHoldWorkers bounds the held findings merged into digests at once
+// (Config.HoldWorkers).
+const DefaultHoldWorkers = 8
 
 // spend decides whether a granted finding goes out on its own: a critical
 // one, a rise above what was sent for its group in its period, and any
@@ -147,11 +148,11 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 	return errs
 }
 
-// parallel runs fn for 0..n-1 on at most holdWorkers goroutines.
+// parallel runs fn for 0..n-1 on at most d.holdWorkers goroutines.
 func (d *Detector) parallel(n int, fn func(i int)) {
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(holdWorkers, n) {
+	for range min(d.holdWorkers, n) {
 		wg.Go(func() {
 			for i := range next {
 				fn(i)

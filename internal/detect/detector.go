@@ -35,6 +35,13 @@ type Config struct {
 	// rule's sweep group (Group.Sweep). 0 means DefaultMaxGroups; a
 	// negative value means no bound, for whole-input reports.
 	MaxGroups int
+	// HoldWorkers bounds the findings a batch's budgets held that are
+	// merged into their digests at once; 0 means DefaultHoldWorkers. A
+	// digest samples the sources of the findings merged first, so with
+	// more than one it may sample others from one run to the next; 1
+	// merges them in order, for a replay that must give the same output
+	// every time.
+	HoldWorkers int
 	// Held, when set, is also called with each finding a notification
 	// budget held back, once it counts in its digest: a retried batch may
 	// call it again for the same finding, and it may be called from
@@ -56,14 +63,15 @@ const DefaultMaxGroups = 200
 // Detector runs the pipeline. It is safe for concurrent use if its State
 // and Publisher are.
 type Detector struct {
-	rules     *rules.Set
-	byID      map[string]*rules.Rule
-	state     State
-	pub       Publisher
-	log       *slog.Logger
-	maxLine   int
-	maxGroups int
-	held      func(context.Context, *Finding)
+	rules       *rules.Set
+	byID        map[string]*rules.Rule
+	state       State
+	pub         Publisher
+	log         *slog.Logger
+	maxLine     int
+	maxGroups   int
+	held        func(context.Context, *Finding)
+	holdWorkers int
 }
 
 // New returns a Detector for cfg.
@@ -72,20 +80,24 @@ func New(cfg Config) (*Detector, error) {
 		return nil, errors.New("detect: no rules")
 	}
 	d := &Detector{
-		rules:     cfg.Rules,
-		byID:      make(map[string]*rules.Rule),
-		state:     cfg.State,
-		pub:       cfg.Publisher,
-		log:       cfg.Logger,
-		maxLine:   cfg.MaxLine,
-		maxGroups: cfg.MaxGroups,
-		held:      cfg.Held,
+		rules:       cfg.Rules,
+		byID:        make(map[string]*rules.Rule),
+		state:       cfg.State,
+		pub:         cfg.Publisher,
+		log:         cfg.Logger,
+		maxLine:     cfg.MaxLine,
+		maxGroups:   cfg.MaxGroups,
+		held:        cfg.Held,
+		holdWorkers: cfg.HoldWorkers,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	if d.maxGroups == 0 {
 		d.maxGroups = DefaultMaxGroups
+	}
+	if d.holdWorkers <= 0 {
+		d.holdWorkers = DefaultHoldWorkers
 	}
 	if d.maxLine <= 0 {
 		d.maxLine = audit.DefaultMaxSize
