@@ -71,6 +71,7 @@ type reader struct {
 	cluster string // for input without a log group
 	lim     cwlogs.Limits
 	maxLine int
+	keep    func(escaped []byte) bool // the detector's pre-filter, for subscription events
 }
 
 // each calls fn for every batch in r. name labels the input in batch ids
@@ -121,7 +122,7 @@ func isDocument(line []byte) bool {
 }
 
 func (rd *reader) documents(name string, r io.Reader, fn func(*cwlogs.Batch) error) error {
-	dec := json.NewDecoder(r)
+	dec := newDocumentDecoder(r)
 	var loose [][]byte
 	for n := 1; ; n++ {
 		var raw json.RawMessage
@@ -136,7 +137,11 @@ func (rd *reader) documents(name string, r io.Reader, fn func(*cwlogs.Batch) err
 			} `json:"awslogs"`
 			MessageType string `json:"messageType"`
 		}
-		if err := json.Unmarshal(raw, &probe); err != nil {
+		if data, ok := awslogsData(raw); ok {
+			probe.AWSLogs = &struct {
+				Data string `json:"data"`
+			}{data}
+		} else if err := json.Unmarshal(raw, &probe); err != nil {
 			loose = append(loose, raw)
 			continue
 		}
@@ -144,7 +149,7 @@ func (rd *reader) documents(name string, r io.Reader, fn func(*cwlogs.Batch) err
 		var err error
 		switch {
 		case probe.AWSLogs != nil:
-			b, err = cwlogs.DecodeData(probe.AWSLogs.Data, rd.lim)
+			b, err = cwlogs.DecodeDataKeep(probe.AWSLogs.Data, rd.lim, rd.keep)
 		case probe.MessageType != "":
 			b, err = cwlogs.DecodePayload(bytes.NewReader(raw), rd.lim)
 		default:

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +20,18 @@ import (
 	"github.com/anonwatch/anonwatch/internal/memstate"
 	"github.com/anonwatch/anonwatch/internal/rules"
 )
+
+// maxWorkers bounds --workers: past the cores there is nothing to gain,
+// and each worker may hold a batch.
+const maxWorkers = 256
+
+// replayed is a batch prepared for commit: by the detector for state
+// (prepared), or aggregated for --report (aggs and res).
+type replayed struct {
+	prepared *detect.Prepared
+	aggs     []detect.Aggregate
+	res      detect.Result
+}
 
 // inputError marks a failure to read input: exit status 2, like usage.
 type inputError struct{ err error }
@@ -35,8 +48,9 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	table := fs.String("table", "", "use this DynamoDB table for state instead of memory (honours AWS_ENDPOINT_URL_DYNAMODB)")
 	format := fs.String("format", "json", "how to print each finding: json (the document, one per line), email (subject and body), chat (the Amazon Q notification) or slack (the Block Kit message, one per line)")
 	maxPayload := fs.Int64("max-payload", cwlogs.DefaultLimits.MaxDecompressed>>20, "MiB of log lines one delivery may keep (the function's bound): lines past it are cut to their first 8 KiB and reported as damaged; raise it to replay such a delivery whole")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "inputs read and batches decoded at once, by default one per core Go may use; state, findings and the report still take batches one at a time in input order, so the output is the same for any number")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] FILE...")
+		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] [--workers N] FILE...")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -48,6 +62,10 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	if *maxPayload <= 0 || *maxPayload > 1<<20 {
 		fmt.Fprintln(stderr, "anonwatch replay: --max-payload must be between 1 and 1048576 (MiB)")
+		return exitUsage
+	}
+	if *workers < 1 || *workers > maxWorkers {
+		fmt.Fprintf(stderr, "anonwatch replay: --workers must be between 1 and %d\n", maxWorkers)
 		return exitUsage
 	}
 	if *report && *table != "" {
@@ -73,15 +91,16 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stderr, "anonwatch replay:", err)
 		return exitUsage
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(orderedHandler{slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})})
 	lim := cwlogs.DefaultLimits
 	lim.MaxDecompressed = *maxPayload << 20
 	lim.MaxInflated = max(lim.MaxInflated, lim.MaxDecompressed)
 	rd := &reader{cluster: *cluster, lim: lim, maxLine: audit.DefaultMaxSize}
 
 	var (
-		state detect.State
-		calls func() int64
+		state       detect.State
+		calls       func() int64
+		holdWorkers int // the detector's default
 	)
 	switch {
 	case *table != "":
@@ -93,22 +112,28 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		state, calls = st, st.Calls
 	default:
 		state = memstate.New(time.Now, memstate.DefaultLease)
+		// In memory, merging held findings costs no wait, and in order
+		// the digests come out the same every run.
+		holdWorkers = 1
 	}
 	maxGroups := 0 // the function's bound, so replay finds what it would
 	if *report {
 		maxGroups = -1 // a report lists every source
 	}
 	det, err := detect.New(detect.Config{
-		Rules:     set,
-		State:     state,
-		Publisher: pub,
-		Logger:    logger,
-		MaxGroups: maxGroups,
+		Rules:       set,
+		State:       state,
+		Publisher:   pub,
+		Logger:      logger,
+		MaxGroups:   maxGroups,
+		HoldWorkers: holdWorkers,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "anonwatch replay:", err)
 		return exitUsage
 	}
+
+	rd.keep = det.Keep
 
 	began := time.Now()
 	var total totals
@@ -117,34 +142,48 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		rep = newReportTable(set)
 	}
 	prog := newProgress(stderr, inputs)
-	for _, name := range inputs {
-		err := withInput(name, stdin, prog, func(r io.Reader) error {
-			return rd.each(name, r, func(b *cwlogs.Batch) error {
-				if rep != nil {
-					aggs, res := det.Aggregate(b)
-					total.add(&res)
-					rep.add(aggs)
-					return nil
-				}
-				res, err := det.Process(ctx, b)
-				total.add(&res)
-				if err != nil {
-					return &pipelineError{err}
-				}
-				return nil
+	evalBefore := set.EvalErrors()
+	pl := pipeline[replayed]{
+		workers: *workers,
+		read: func(name string, emit func(*cwlogs.Batch) error) error {
+			return withInput(name, stdin, prog, func(r io.Reader) error {
+				return rd.each(name, r, emit)
 			})
-		})
-		if err != nil {
-			prog.done()
-			fmt.Fprintln(stderr, "anonwatch replay:", err)
-			var ie inputError
-			if errors.As(err, &ie) {
-				return exitUsage
+		},
+		prepare: func(pctx context.Context, b *cwlogs.Batch) replayed {
+			if rep != nil {
+				aggs, res := det.AggregateContext(pctx, b)
+				return replayed{aggs: aggs, res: res}
 			}
-			return exitError
-		}
+			return replayed{prepared: det.Prepare(pctx, b)}
+		},
+		commit: func(r replayed) error {
+			if rep != nil {
+				total.add(&r.res)
+				rep.add(r.aggs)
+				return nil
+			}
+			res, err := det.Commit(ctx, r.prepared)
+			total.add(&res)
+			if err != nil {
+				return &pipelineError{err}
+			}
+			return nil
+		},
 	}
+	err = pl.run(ctx, inputs)
 	prog.done()
+	// Summed over the run, not over batches: those prepared at once
+	// would count each other's errors.
+	total.evalErrors = set.EvalErrors() - evalBefore
+	if err != nil {
+		fmt.Fprintln(stderr, "anonwatch replay:", err)
+		var ie inputError
+		if errors.As(err, &ie) {
+			return exitUsage
+		}
+		return exitError
+	}
 	if rep != nil {
 		if err := rep.write(stdout); err != nil {
 			fmt.Fprintln(stderr, "anonwatch replay:", err)
@@ -198,7 +237,7 @@ type totals struct {
 	files, batches, control                     int
 	events, filtered, parsed, matched, due, pub int
 	suppressed, aggregates, damaged             int
-	evalErrors                                  int64
+	evalErrors                                  int64 // over the run, from the rule set
 	skipped                                     map[string]int
 }
 
@@ -216,7 +255,6 @@ func (t *totals) add(r *detect.Result) {
 	t.due += r.Due
 	t.pub += r.Published
 	t.suppressed += r.Suppressed
-	t.evalErrors += r.EvalErrors
 	for k, v := range r.Skipped {
 		if t.skipped == nil {
 			t.skipped = map[string]int{}
