@@ -98,9 +98,8 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	rd := &reader{cluster: *cluster, lim: lim, maxLine: audit.DefaultMaxSize}
 
 	var (
-		state       detect.State
-		calls       func() int64
-		holdWorkers int // the detector's default
+		state detect.State
+		calls func() int64
 	)
 	switch {
 	case *table != "":
@@ -112,21 +111,20 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		state, calls = st, st.Calls
 	default:
 		state = memstate.New(time.Now, memstate.DefaultLease)
-		// In memory, merging held findings costs no wait, and in order
-		// the digests come out the same every run.
-		holdWorkers = 1
 	}
 	maxGroups := 0 // the function's bound, so replay finds what it would
 	if *report {
 		maxGroups = -1 // a report lists every source
 	}
 	det, err := detect.New(detect.Config{
-		Rules:       set,
-		State:       state,
-		Publisher:   pub,
-		Logger:      logger,
-		MaxGroups:   maxGroups,
-		HoldWorkers: holdWorkers,
+		Rules:     set,
+		State:     state,
+		Publisher: pub,
+		Logger:    logger,
+		MaxGroups: maxGroups,
+		// Held findings merged in order: a digest samples the same
+		// sources every run, and from a table as from memory.
+		HoldWorkers: 1,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "anonwatch replay:", err)
