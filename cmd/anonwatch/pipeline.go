@@ -163,7 +163,9 @@ func (p *pipeline[T]) consume(ctx context.Context, queues <-chan queue[T], ahead
 			select {
 			case <-j.ready:
 			case <-ctx.Done():
-				return ctx.Err()
+			}
+			if err := ctx.Err(); err != nil {
+				return err
 			}
 			if j.err != nil {
 				return j.err
