@@ -78,6 +78,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 bench: ## pipeline throughput beside the floor and the naive baseline, one table
 	scripts/bench.sh
 
+.PHONY: bench-replay
+bench-replay: ## replay of a busy day's first 1M events, whole process on 2 cores, beside the floor and the naive baseline
+	scripts/bench-replay.sh
+
 # sam build (BuildMethod: makefile) calls these with ARTIFACTS_DIR set, one
 # target per function resource, named after it.
 .PHONY: build-DetectorFunction build-SlackNotifierFunction build-SlackCriticalNotifierFunction

@@ -122,7 +122,12 @@ func (rd *reader) document(name string, br *bufio.Reader, kind docKind, bt *batc
 		if over {
 			return fmt.Errorf("%w: a Lambda event longer than %d bytes", cwlogs.ErrTooLarge, limit)
 		}
-		b, err := cwlogs.DecodeEvent(raw, rd.lim)
+		var b cwlogs.Batch
+		if data, ok := awslogsData(raw); ok {
+			b, err = cwlogs.DecodeDataKeep(data, rd.lim, rd.keep)
+		} else {
+			b, err = cwlogs.DecodeEvent(raw, rd.lim)
+		}
 		if err != nil {
 			return err
 		}

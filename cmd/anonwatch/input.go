@@ -74,6 +74,7 @@ type reader struct {
 	cluster string // for input without a log group
 	lim     cwlogs.Limits
 	maxLine int
+	keep    func(escaped []byte) bool // the detector's pre-filter, for subscription events
 }
 
 // Sizes of the read buffers. sniffSize is how much of a file, and of each

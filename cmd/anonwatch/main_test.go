@@ -210,6 +210,7 @@ func TestExitCodes(t *testing.T) {
 		{"replay without files", []string{"replay"}, exitUsage, "usage"},
 		{"missing file", []string{"replay", filepath.Join(dir, "nope.json")}, exitUsage, "no such file"},
 		{"bad rule file", []string{"replay", "--rules", bad, "../../events"}, exitUsage, `rule "x"`},
+		{"no workers", []string{"replay", "--workers", "0", "../../events"}, exitUsage, "--workers must be between 1 and 256"},
 		{"rules check bad", []string{"rules", "check", bad}, exitUsage, `rule "x"`},
 		{"rules check default", []string{"rules", "check", "../../internal/rules/default.yaml"}, exitOK, ""},
 		{"rules list", []string{"rules", "list"}, exitOK, ""},

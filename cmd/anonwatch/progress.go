@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -13,10 +14,13 @@ const progressMin = 32 << 20
 
 // progress prints bytes read to a terminal on stderr, at most 4 times a
 // second. It is silent when stderr is not a terminal or the input is small.
+// Inputs read at once may share it.
 type progress struct {
 	w     io.Writer
 	total int64
 	read  atomic.Int64
+
+	mu    sync.Mutex
 	last  time.Time
 	shown bool
 }
@@ -57,6 +61,8 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 	n, err := pr.r.Read(b)
 	p := pr.p
 	done := p.read.Add(int64(n))
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if now := time.Now(); now.Sub(p.last) > 250*time.Millisecond {
 		p.last = now
 		p.shown = true
@@ -66,6 +72,8 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 }
 
 func (p *progress) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.shown {
 		fmt.Fprint(p.w, "\r\033[K")
 	}

@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/anonwatch/anonwatch/internal/audit"
@@ -21,6 +23,18 @@ import (
 	"github.com/anonwatch/anonwatch/internal/memstate"
 	"github.com/anonwatch/anonwatch/internal/rules"
 )
+
+// maxWorkers bounds --workers: past the cores there is nothing to gain,
+// and each worker may hold a batch.
+const maxWorkers = 256
+
+// replayed is a batch prepared for commit: by the detector for state
+// (prepared), or aggregated for --report (aggs and res).
+type replayed struct {
+	prepared *detect.Prepared
+	aggs     []detect.Aggregate
+	res      detect.Result
+}
 
 // inputError marks a failure to read input: exit status 2, like usage.
 type inputError struct{ err error }
@@ -41,8 +55,9 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	end := fs.String("end", "", "with --log-group: the time to read up to, not included, RFC 3339 or a date (default: now)")
 	pattern := fs.String("pattern", "", "with --log-group: the filter pattern the server applies (default: a text-term pattern of the rules' pre-filter strings, as the template deploys; the detector judges every event it gets either way)")
 	maxPayload := fs.Int64("max-payload", cwlogs.DefaultLimits.MaxDecompressed>>20, "MiB of log lines one delivery may keep (the function's bound): lines past it are cut to their first 8 KiB and reported as damaged; raise it to replay such a delivery whole")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "inputs read and batches decoded at once, by default one per core Go may use; state, findings and the report still take batches one at a time in input order, so the output is the same for any number")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] FILE|FOLDER|s3://BUCKET/PREFIX...")
+		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] [--workers N] FILE|FOLDER|s3://BUCKET/PREFIX...")
 		fmt.Fprintln(stderr, "       anonwatch replay [flags] --log-group NAME [--start TIME] [--end TIME] [--pattern PATTERN]")
 		fs.PrintDefaults()
 	}
@@ -82,6 +97,10 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stderr, "anonwatch replay: --max-payload must be between 1 and 1048576 (MiB)")
 		return exitUsage
 	}
+	if *workers < 1 || *workers > maxWorkers {
+		fmt.Fprintf(stderr, "anonwatch replay: --workers must be between 1 and %d\n", maxWorkers)
+		return exitUsage
+	}
 	if *report && *table != "" {
 		fmt.Fprintln(stderr, "anonwatch replay: --report and --table exclude each other")
 		return exitUsage
@@ -105,7 +124,7 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stderr, "anonwatch replay:", err)
 		return exitUsage
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logger := slog.New(orderedHandler{slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})})
 	lim := cwlogs.DefaultLimits
 	lim.MaxDecompressed = *maxPayload << 20
 	lim.MaxInflated = max(lim.MaxInflated, lim.MaxDecompressed)
@@ -136,11 +155,16 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		Publisher: pub,
 		Logger:    logger,
 		MaxGroups: maxGroups,
+		// Held findings merged in order: a digest samples the same
+		// sources every run, and from a table as from memory.
+		HoldWorkers: 1,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "anonwatch replay:", err)
 		return exitUsage
 	}
+
+	rd.keep = det.Keep
 
 	began := time.Now()
 	var total totals
@@ -148,28 +172,66 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if *report {
 		rep = newReportTable(set)
 	}
-	process := func(b *cwlogs.Batch) error {
-		if rep != nil {
-			aggs, res := det.Aggregate(b)
-			total.add(&res)
-			rep.add(aggs)
-			return nil
-		}
-		res, err := det.Process(ctx, b)
-		total.add(&res)
-		if err != nil {
-			return &pipelineError{err}
-		}
-		return nil
-	}
-	findings := func() int { return total.pub }
+	// findings counts what was published so far, for the progress line,
+	// which the readers print while commit runs.
+	var findings atomic.Int64
 	var srcs *sources
 	if *logGroup != "" || slices.ContainsFunc(inputs, isS3) {
 		srcs = newSources(ctx, stderr)
 	}
+	var group *logsource.LogGroup
+	if *logGroup != "" {
+		p := *pattern
+		if p == "" {
+			p = textPattern(set)
+		}
+		group = &logsource.LogGroup{Name: *logGroup, Start: from, End: to, Pattern: p}
+		inputs = append(inputs, logGroupInput)
+	}
+	count := func() int { return int(findings.Load()) }
 	prog := newProgress(stderr, inputs)
-	fail := func(err error) int {
-		prog.done()
+	evalBefore := set.EvalErrors()
+	pl := pipeline[replayed]{
+		workers: *workers,
+		read: func(name string, emit func(*cwlogs.Batch) error) error {
+			switch {
+			case name == logGroupInput:
+				return srcs.logGroup(ctx, group, emit, count)
+			case isS3(name):
+				return srcs.prefix(ctx, name, func(obj string, r io.Reader) error { return rd.each(obj, r, emit) }, count)
+			}
+			return withInput(name, stdin, prog, func(r io.Reader) error {
+				return rd.each(name, r, emit)
+			})
+		},
+		prepare: func(pctx context.Context, b *cwlogs.Batch) replayed {
+			if rep != nil {
+				aggs, res := det.AggregateContext(pctx, b)
+				return replayed{aggs: aggs, res: res}
+			}
+			return replayed{prepared: det.Prepare(pctx, b)}
+		},
+		commit: func(r replayed) error {
+			if rep != nil {
+				total.add(&r.res)
+				rep.add(r.aggs)
+				return nil
+			}
+			res, err := det.Commit(ctx, r.prepared)
+			total.add(&res)
+			findings.Add(int64(res.Published))
+			if err != nil {
+				return &pipelineError{err}
+			}
+			return nil
+		},
+	}
+	err = pl.run(ctx, inputs)
+	prog.done()
+	// Summed over the run, not over batches: those prepared at once
+	// would count each other's errors.
+	total.evalErrors = set.EvalErrors() - evalBefore
+	if err != nil {
 		fmt.Fprintln(stderr, "anonwatch replay:", err)
 		var ie inputError
 		if errors.As(err, &ie) {
@@ -177,29 +239,6 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 		return exitError
 	}
-	for _, name := range inputs {
-		var err error
-		if isS3(name) {
-			err = srcs.prefix(ctx, name, func(obj string, r io.Reader) error { return rd.each(obj, r, process) }, findings)
-		} else {
-			err = withInput(name, stdin, prog, func(r io.Reader) error { return rd.each(name, r, process) })
-		}
-		if err != nil {
-			return fail(err)
-		}
-	}
-	if *logGroup != "" {
-		p := *pattern
-		if p == "" {
-			p = textPattern(set)
-		}
-		g := &logsource.LogGroup{Name: *logGroup, Start: from, End: to, Pattern: p}
-		if err := srcs.logGroup(ctx, g, process, findings); err != nil {
-			return fail(err)
-		}
-		inputs = append(inputs, *logGroup)
-	}
-	prog.done()
 	if rep != nil {
 		if err := rep.write(stdout); err != nil {
 			fmt.Fprintln(stderr, "anonwatch replay:", err)
@@ -210,6 +249,10 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	fmt.Fprintln(stderr, total.summary(*report, time.Since(began), calls))
 	return exitOK
 }
+
+// logGroupInput stands for --log-group among the inputs: no file name can
+// be empty.
+const logGroupInput = ""
 
 // withInput opens name ("-" is stdin) and runs fn over it. Errors opening
 // or reading the input are inputErrors.
@@ -253,7 +296,7 @@ type totals struct {
 	files, batches, control                     int
 	events, filtered, parsed, matched, due, pub int
 	suppressed, aggregates, damaged             int
-	evalErrors                                  int64
+	evalErrors                                  int64 // over the run, from the rule set
 	skipped                                     map[string]int
 }
 
@@ -271,7 +314,6 @@ func (t *totals) add(r *detect.Result) {
 	t.due += r.Due
 	t.pub += r.Published
 	t.suppressed += r.Suppressed
-	t.evalErrors += r.EvalErrors
 	for k, v := range r.Skipped {
 		if t.skipped == nil {
 			t.skipped = map[string]int{}

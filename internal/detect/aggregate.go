@@ -702,7 +702,13 @@ func skipReason(err error) string {
 // only way to get Aggregate.Values: the whole collected values a report
 // shows, which Process does not keep.
 func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
-	return d.aggregateBatch(context.Background(), b, true)
+	return d.AggregateContext(context.Background(), b)
+}
+
+// AggregateContext is Aggregate with the context its log lines are
+// written with.
+func (d *Detector) AggregateContext(ctx context.Context, b *cwlogs.Batch) ([]Aggregate, Result) {
+	return d.aggregateBatch(ctx, b, true)
 }
 
 // aggregate is Aggregate for Process, without Aggregate.Values: the
@@ -739,6 +745,11 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 		}
 	}
 	evalBefore := d.rules.EvalErrors()
+	// One event for the whole batch: the rules see it by pointer, so it
+	// lives on the heap, and a variable per line would be an allocation
+	// per line, lines no rule can match included. Nothing keeps the
+	// pointer past the line.
+	var ev audit.Event
 	for i := range b.Events {
 		le := &b.Events[i]
 		if _, dup := seen[le.ID]; dup {
@@ -746,7 +757,8 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 			continue
 		}
 		seen[le.ID] = struct{}{}
-		ev, r := d.read(le, b.LogStream)
+		var r readResult
+		ev, r = d.read(le, b.LogStream)
 		switch {
 		case r.filtered:
 			res.Filtered++
@@ -842,9 +854,11 @@ func badTimeError(ev *audit.Event, le *cwlogs.LogEvent) error {
 // many sources the batch holds; the usual batch never gets here.
 func (d *Detector) regroup(ctx context.Context, b *cwlogs.Batch, agg *aggregator, matched []int) {
 	agg.choose()
+	var ev audit.Event // one for the batch, as in aggregateBatch
 	for _, i := range matched {
 		le := &b.Events[i]
-		ev, r := d.read(le, b.LogStream)
+		var r readResult
+		ev, r = d.read(le, b.LogStream)
 		if r.filtered || r.skip != "" {
 			continue // it was read in the first pass; read is deterministic
 		}

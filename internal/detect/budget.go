@@ -33,8 +33,9 @@ func clusterKey(rule, kind, cluster string, sev rules.Severity) string {
 	return rule + "#" + kind + "-" + sev.String() + "#" + hex.EncodeToString(h[:8])
 }
 
-// holdWorkers bounds the held findings merged into digests at once.
-const holdWorkers = 8
+// DefaultHoldWorkers bounds the held findings merged into digests at once
+// (Config.HoldWorkers).
+const DefaultHoldWorkers = 8
 
 // spend decides whether a granted finding goes out on its own: a critical
 // one, a rise above what was sent for its group in its period, and any
@@ -77,12 +78,10 @@ type digestOf struct {
 // again, and so publishes the digest.
 func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Result) []error {
 	var (
-		mu    sync.Mutex
-		errs  []error
-		last  = map[digestOf]*Window{}
-		order []digestOf
-		of    = make([]digestOf, len(held))
-		ok    = make([]bool, len(held))
+		mu   sync.Mutex
+		errs []error
+		of   = make([]digestOf, len(held))
+		wins = make([]*Window, len(held)) // nil where the merge failed
 	)
 	d.parallel(len(held), func(i int) {
 		du := &held[i]
@@ -100,21 +99,30 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 				d.held(ctx, f)
 			}
 		}
-		mu.Lock()
-		defer mu.Unlock()
+		of[i] = digestOf{r, a.Buckets[0].Start, du.claim.Severity}
 		if err != nil {
+			mu.Lock()
+			defer mu.Unlock()
 			errs = append(errs, fmt.Errorf("hold finding %s for the digest: %w", du.finding.ID, err))
 			return
 		}
-		k := digestOf{r, a.Buckets[0].Start, du.claim.Severity}
-		of[i], ok[i] = k, true
-		if w := last[k]; w == nil {
-			order = append(order, k)
-			last[k] = &ws[0]
-		} else if digestCount(&ws[0]) > digestCount(w) {
-			last[k] = &ws[0]
-		}
+		wins[i] = &ws[0]
 	})
+	// Digests go out in the order of their first held finding, whichever
+	// merge finished first, so that a batch publishes the same digests in
+	// the same order every time; each with the fullest window read.
+	last := map[digestOf]*Window{}
+	var order []digestOf
+	for i, w := range wins {
+		switch k := of[i]; {
+		case w == nil:
+		case last[k] == nil:
+			order = append(order, k)
+			last[k] = w
+		case digestCount(w) > digestCount(last[k]):
+			last[k] = w
+		}
+	}
 	failed := map[digestOf]bool{}
 	for _, k := range order {
 		if err := d.sendDigest(ctx, k, last[k], b, res); err != nil {
@@ -123,7 +131,7 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 		}
 	}
 	d.parallel(len(held), func(i int) {
-		if !ok[i] || failed[of[i]] {
+		if wins[i] == nil || failed[of[i]] {
 			return
 		}
 		c := held[i].claim
@@ -140,11 +148,11 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 	return errs
 }
 
-// parallel runs fn for 0..n-1 on at most holdWorkers goroutines.
+// parallel runs fn for 0..n-1 on at most d.holdWorkers goroutines.
 func (d *Detector) parallel(n int, fn func(i int)) {
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(holdWorkers, n) {
+	for range min(d.holdWorkers, n) {
 		wg.Go(func() {
 			for i := range next {
 				fn(i)

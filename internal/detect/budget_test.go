@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/detect"
 	"github.com/anonwatch/anonwatch/internal/evasion"
@@ -26,7 +28,10 @@ type budgetRun struct {
 	n    int
 }
 
-func newBudgetRun(t *testing.T) *budgetRun {
+func newBudgetRun(t *testing.T) *budgetRun { return newBudgetRunWith(t, 1) }
+
+// newBudgetRunWith is newBudgetRun with Config.HoldWorkers.
+func newBudgetRunWith(t *testing.T, holdWorkers int) *budgetRun {
 	set, err := rules.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +39,7 @@ func newBudgetRun(t *testing.T) *budgetRun {
 	r := &budgetRun{t: t, pub: &recorder{}}
 	var mu sync.Mutex
 	r.st = memstate.New(func() time.Time { return time.Unix(0, 0) }, memstate.DefaultLease)
-	r.d, err = detect.New(detect.Config{Rules: set, State: r.st, Publisher: r.pub,
+	r.d, err = detect.New(detect.Config{Rules: set, State: r.st, Publisher: r.pub, HoldWorkers: holdWorkers,
 		Held: func(_ context.Context, f *detect.Finding) { mu.Lock(); r.held = append(r.held, f); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
@@ -152,5 +157,30 @@ func TestDigestSteps(t *testing.T) {
 	}
 	if len(r.held) != 2*99 {
 		t.Errorf("%d findings held, want 99 for each of the two rules", len(r.held))
+	}
+}
+
+// TestDigestsSameEveryTime: one delivery of refused pod lists from 80
+// addresses holds most of their findings, and its digests sample the
+// sources of the held findings merged first. With HoldWorkers 1 they are
+// merged in order, so every run publishes the same digests.
+func TestDigestsSameEveryTime(t *testing.T) {
+	publish := func() []*detect.Finding {
+		r := newBudgetRunWith(t, 1)
+		var reqs []evasion.Request
+		for i := range 80 {
+			reqs = append(reqs, podList(evasion.T0.Add(time.Duration(i)*time.Second), fmt.Sprintf("203.0.113.%d", 10+i), 403))
+		}
+		r.deliver(reqs...)
+		return r.pub.got
+	}
+	want := publish()
+	if !slices.ContainsFunc(want, func(f *detect.Finding) bool { return f.Digest != nil }) {
+		t.Fatal("no digest published: the test would compare nothing")
+	}
+	for range 5 {
+		if diff := cmp.Diff(want, publish()); diff != "" {
+			t.Fatalf("another run published other findings (-first +again):\n%s", diff)
+		}
 	}
 }

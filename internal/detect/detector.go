@@ -35,6 +35,13 @@ type Config struct {
 	// rule's sweep group (Group.Sweep). 0 means DefaultMaxGroups; a
 	// negative value means no bound, for whole-input reports.
 	MaxGroups int
+	// HoldWorkers bounds the findings a batch's budgets held that are
+	// merged into their digests at once; 0 means DefaultHoldWorkers. A
+	// digest samples the sources of the findings merged first, so with
+	// more than one it may sample others from one run to the next; 1
+	// merges them in order, for a replay that must give the same output
+	// every time.
+	HoldWorkers int
 	// Held, when set, is also called with each finding a notification
 	// budget held back, once it counts in its digest: a retried batch may
 	// call it again for the same finding, and it may be called from
@@ -56,14 +63,15 @@ const DefaultMaxGroups = 200
 // Detector runs the pipeline. It is safe for concurrent use if its State
 // and Publisher are.
 type Detector struct {
-	rules     *rules.Set
-	byID      map[string]*rules.Rule
-	state     State
-	pub       Publisher
-	log       *slog.Logger
-	maxLine   int
-	maxGroups int
-	held      func(context.Context, *Finding)
+	rules       *rules.Set
+	byID        map[string]*rules.Rule
+	state       State
+	pub         Publisher
+	log         *slog.Logger
+	maxLine     int
+	maxGroups   int
+	held        func(context.Context, *Finding)
+	holdWorkers int
 }
 
 // New returns a Detector for cfg.
@@ -72,20 +80,24 @@ func New(cfg Config) (*Detector, error) {
 		return nil, errors.New("detect: no rules")
 	}
 	d := &Detector{
-		rules:     cfg.Rules,
-		byID:      make(map[string]*rules.Rule),
-		state:     cfg.State,
-		pub:       cfg.Publisher,
-		log:       cfg.Logger,
-		maxLine:   cfg.MaxLine,
-		maxGroups: cfg.MaxGroups,
-		held:      cfg.Held,
+		rules:       cfg.Rules,
+		byID:        make(map[string]*rules.Rule),
+		state:       cfg.State,
+		pub:         cfg.Publisher,
+		log:         cfg.Logger,
+		maxLine:     cfg.MaxLine,
+		maxGroups:   cfg.MaxGroups,
+		held:        cfg.Held,
+		holdWorkers: cfg.HoldWorkers,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
 	if d.maxGroups == 0 {
 		d.maxGroups = DefaultMaxGroups
+	}
+	if d.holdWorkers <= 0 {
+		d.holdWorkers = DefaultHoldWorkers
 	}
 	if d.maxLine <= 0 {
 		d.maxLine = audit.DefaultMaxSize
@@ -101,9 +113,33 @@ func New(cfg Config) (*Detector, error) {
 // State or Publisher is returned after the other findings were attempted,
 // so that a retry of the whole batch (Lambda's) completes the work: state
 // is applied at most once per batch and a finding already sent is not sent
-// again.
+// again. It is Prepare, then Commit.
 func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error) {
+	return d.Commit(ctx, d.Prepare(ctx, b))
+}
+
+// Prepared is a batch that Prepare read and aggregated, for Commit.
+type Prepared struct {
+	aggs              []Aggregate
+	res               Result
+	cluster, logGroup string
+}
+
+// Prepare is the part of Process that needs neither State nor Publisher:
+// it reads, parses and matches every line of b and aggregates the batch.
+// Batches may be prepared concurrently and committed one at a time, in
+// the order they are to be applied, as `anonwatch replay` does. The
+// Result's EvalErrors counts the rule set's errors while b was prepared,
+// those of batches prepared at the same time included.
+func (d *Detector) Prepare(ctx context.Context, b *cwlogs.Batch) *Prepared {
 	aggs, res := d.aggregate(ctx, b)
+	return &Prepared{aggs: aggs, res: res, cluster: b.Cluster, logGroup: b.LogGroup}
+}
+
+// Commit is the rest of Process for a prepared batch: it applies p's
+// aggregates to state and publishes the findings due.
+func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
+	aggs, res := p.aggs, p.res
 	if len(aggs) == 0 {
 		return res, nil
 	}
@@ -113,7 +149,7 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 	}
 	var dues []due
 	for i := range aggs {
-		dues = append(dues, d.evaluate(&aggs[i], &wins[i], res.Batch, b.LogGroup)...)
+		dues = append(dues, d.evaluate(&aggs[i], &wins[i], res.Batch, p.logGroup)...)
 	}
 	// The most severe first: when a budget runs out in this batch, the
 	// findings it holds back are the least severe.
@@ -124,7 +160,7 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 	)
 	for _, du := range dues {
 		res.Due++
-		f, c := du.finding, du.claim
+		c := du.claim
 		g, err := d.state.Claim(ctx, c)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("claim %s: %w", c.Key, err))
@@ -134,7 +170,9 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 			res.Suppressed++
 			continue
 		}
-		if ok, err := d.spend(ctx, &du, g, b.Cluster); err != nil {
+		du.finding = du.build()
+		f := du.finding
+		if ok, err := d.spend(ctx, &du, g, p.cluster); err != nil {
 			errs = append(errs, err)
 			continue
 		} else if !ok {
@@ -152,7 +190,7 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 		res.Published++
 	}
 	if len(held) > 0 {
-		errs = append(errs, d.hold(ctx, held, batchInfo{res.Batch, b.Cluster, b.LogGroup}, &res)...)
+		errs = append(errs, d.hold(ctx, held, batchInfo{res.Batch, p.cluster, p.logGroup}, &res)...)
 	}
 	return res, errors.Join(errs...)
 }
@@ -285,7 +323,11 @@ func severity(r *rules.Rule, sweep bool, meets func(count int64, field rules.Fie
 // due is a finding that a window crossed its rule's threshold, with the
 // claim to publish it.
 type due struct {
+	// finding is built once the claim is granted: most findings due
+	// during an ongoing scan are suppressed, and a finding costs more to
+	// build than its claim.
 	finding *Finding
+	build   func() *Finding
 	claim   Claim
 	at      time.Time // the start of the window's last bucket
 }
@@ -346,20 +388,24 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []d
 	for _, p := range periods {
 		bst := byPeriod[p]
 		at := w.Buckets[bst.end].Start
-		s := stats(w, at, th.Window)
-		f := d.finding(r, a, w, &s, at, bst.sev, bst.why)
-		f.LogGroup = logGroup
 		period := time.Unix(p, 0).UTC()
-		id := sha256.Sum256([]byte(a.Key + "\x00" + period.Format(time.RFC3339) + "\x00" + bst.sev.String()))
-		f.ID = hex.EncodeToString(id[:12])
-		out = append(out, due{f, Claim{
+		sum := sha256.Sum256([]byte(a.Key + "\x00" + period.Format(time.RFC3339) + "\x00" + bst.sev.String()))
+		id := hex.EncodeToString(sum[:12])
+		build := func() *Finding {
+			s := stats(w, at, th.Window)
+			f := d.finding(r, a, w, &s, at, bst.sev, bst.why)
+			f.LogGroup = logGroup
+			f.ID = id
+			return f
+		}
+		out = append(out, due{build: build, at: at, claim: Claim{
 			Key:       a.Key,
 			Period:    period,
 			PeriodEnd: period.Add(r.Suppress),
-			FindingID: f.ID,
+			FindingID: id,
 			Batch:     batch,
 			Severity:  bst.sev,
-		}, at})
+		}})
 	}
 	return out
 }

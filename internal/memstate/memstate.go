@@ -8,6 +8,7 @@
 package memstate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,26 +46,40 @@ type State struct {
 	lease time.Duration
 
 	mu      sync.Mutex
-	buckets map[string]map[int64]*bucket // key → Start (Unix seconds) → bucket
+	series  map[string]*series // key → its buckets
 	notices map[noticeKey]*notice
 	budgets map[noticeKey]map[string]bool // findings holding a budget's places
 }
 
 var _ detect.State = (*State)(nil)
 
+// series is one key's stored buckets, ascending by start, so that a window
+// is found by two binary searches, not by visiting every bucket the key
+// ever had.
+type series struct {
+	starts  []int64 // Unix seconds
+	buckets []*bucket
+}
+
+// bucket is one stored bucket. Its sets are kept sorted and free of
+// duplicates as batches merge into it, so that reading a window copies
+// them rather than sorting them again: a merge costs what the batch
+// brought and a read what it returns, however often the bucket is read.
 type bucket struct {
 	start       time.Time
 	count       int64
 	first, last time.Time
 	batches     map[string]bool
-	marks       map[int]bool
-	distinct    map[string]map[string]bool
-	saturated   map[string]bool
-	values      map[string]map[string]bool
-	offered     int // values offered by all applied batches
-	evidence    map[string]map[string]bool
-	evOffered   int // evidence values offered by all applied batches
-	truncated   bool
+	marks       []int
+	distinct    map[string][]string
+	// saturated names the fields saturated by a batch and those whose
+	// Distinct set reached detect.DistinctCap.
+	saturated []string
+	values    map[string][]string
+	offered   int // values offered by all applied batches
+	evidence  map[string][]string
+	evOffered int // evidence values offered by all applied batches
+	truncated bool
 }
 
 // notice is the notification state of one (key, suppression period).
@@ -93,7 +108,7 @@ func New(now func() time.Time, lease time.Duration) *State {
 	return &State{
 		now:     now,
 		lease:   lease,
-		buckets: make(map[string]map[int64]*bucket),
+		series:  make(map[string]*series),
 		notices: make(map[noticeKey]*notice),
 		budgets: make(map[noticeKey]map[string]bool),
 	}
@@ -114,35 +129,40 @@ func (s *State) Apply(ctx context.Context, batch string, aggs []detect.Aggregate
 	defer s.mu.Unlock()
 	out := make([]detect.Window, len(norm))
 	for i, a := range norm {
-		for _, b := range a.Buckets {
-			s.merge(batch, a.Key, b)
+		sr := s.series[a.Key]
+		if sr == nil {
+			sr = &series{}
+			s.series[a.Key] = sr
 		}
-		out[i] = s.window(a)
+		for _, b := range a.Buckets {
+			sr.at(b).merge(batch, b)
+		}
+		out[i] = sr.window(a)
 	}
 	return out, nil
 }
 
-func (s *State) merge(batch, key string, b detect.Bucket) {
-	byStart := s.buckets[key]
-	if byStart == nil {
-		byStart = make(map[int64]*bucket)
-		s.buckets[key] = byStart
+// at returns the bucket that starts at b.Start, adding it if there is none.
+func (sr *series) at(b detect.Bucket) *bucket {
+	u := b.Start.Unix()
+	i, found := slices.BinarySearch(sr.starts, u)
+	if found {
+		return sr.buckets[i]
 	}
-	bk := byStart[b.Start.Unix()]
-	if bk == nil {
-		bk = &bucket{
-			start:     b.Start,
-			first:     b.First,
-			last:      b.Last,
-			batches:   make(map[string]bool),
-			marks:     make(map[int]bool),
-			distinct:  make(map[string]map[string]bool),
-			saturated: make(map[string]bool),
-			values:    make(map[string]map[string]bool),
-			evidence:  make(map[string]map[string]bool),
-		}
-		byStart[b.Start.Unix()] = bk
+	bk := &bucket{
+		start:   b.Start,
+		first:   b.First,
+		last:    b.Last,
+		batches: make(map[string]bool),
 	}
+	sr.starts = slices.Insert(sr.starts, i, u)
+	sr.buckets = slices.Insert(sr.buckets, i, bk)
+	return bk
+}
+
+// merge adds b, from batch, to bk unless batch was merged into it before.
+// b is normalized: its sets sorted and free of duplicates.
+func (bk *bucket) merge(batch string, b detect.Bucket) {
 	if bk.batches[batch] {
 		return
 	}
@@ -154,37 +174,75 @@ func (s *State) merge(batch, key string, b detect.Bucket) {
 	if b.Last.After(bk.last) {
 		bk.last = b.Last
 	}
-	for _, m := range b.Marks {
-		bk.marks[m] = true
-	}
-	for _, f := range b.Saturated {
-		bk.saturated[f] = true
-	}
+	bk.marks = union(bk.marks, b.Marks)
+	bk.saturated = union(bk.saturated, b.Saturated)
 	for f, hs := range b.Distinct {
 		set := bk.distinct[f]
 		if len(set) >= detect.DistinctCap {
-			bk.saturated[f] = true
+			bk.saturated = union(bk.saturated, []string{f})
 			continue
 		}
-		if set == nil {
-			set = make(map[string]bool, len(hs))
-			bk.distinct[f] = set
+		if bk.distinct == nil {
+			bk.distinct = make(map[string][]string)
 		}
-		for _, h := range hs {
-			set[h] = true
+		set = union(set, hs)
+		bk.distinct[f] = set
+		if len(set) >= detect.DistinctCap {
+			bk.saturated = union(bk.saturated, []string{f})
 		}
 	}
-	bk.offered = mergeValues(bk.values, b.Values, bk.offered, detect.BucketValuesBudget, &bk.truncated)
-	bk.evOffered = mergeValues(bk.evidence, b.Evidence, bk.evOffered, detect.EvidenceBudget, &bk.truncated)
+	bk.offered = mergeValues(&bk.values, b.Values, bk.offered, detect.BucketValuesBudget, &bk.truncated)
+	bk.evOffered = mergeValues(&bk.evidence, b.Evidence, bk.evOffered, detect.EvidenceBudget, &bk.truncated)
 	if b.ValuesTruncated {
 		bk.truncated = true
 	}
 }
 
+// union returns the sorted union of a and b, both sorted and free of
+// duplicates. It returns a itself when b adds nothing to it, and otherwise
+// a new slice, so that a slice once stored is never written to again.
+func union[T cmp.Ordered](a, b []T) []T {
+	if subset(b, a) {
+		return a
+	}
+	out := make([]T, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case b[j] < a[i]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// subset reports whether every element of b is in a, both sorted.
+func subset[T cmp.Ordered](b, a []T) bool {
+	i := 0
+	for _, x := range b {
+		for i < len(a) && a[i] < x {
+			i++
+		}
+		if i == len(a) || a[i] != x {
+			return false
+		}
+	}
+	return true
+}
+
 // mergeValues adds a batch's values to a bucket's sets while fewer than
 // budget were offered before, and returns the values offered now; a
 // refusal sets truncated.
-func mergeValues(sets map[string]map[string]bool, add map[string][]string, offered, budget int, truncated *bool) int {
+func mergeValues(sets *map[string][]string, add map[string][]string, offered, budget int, truncated *bool) int {
 	n := 0
 	for _, vs := range add {
 		n += len(vs)
@@ -196,40 +254,39 @@ func mergeValues(sets map[string]map[string]bool, add map[string][]string, offer
 		*truncated = true
 		return offered + n
 	}
+	if *sets == nil {
+		*sets = make(map[string][]string, len(add))
+	}
 	for f, vs := range add {
-		set := sets[f]
-		if set == nil {
-			set = make(map[string]bool, len(vs))
-			sets[f] = set
-		}
-		for _, v := range vs {
-			set[v] = true
-		}
+		(*sets)[f] = union((*sets)[f], vs)
 	}
 	return offered + n
 }
 
-// window returns the stored buckets of a.Key that a's window covers.
-func (s *State) window(a detect.Aggregate) detect.Window {
+// window returns the stored buckets that a's window covers.
+func (sr *series) window(a detect.Aggregate) detect.Window {
 	w := detect.Window{Key: a.Key}
 	if len(a.Buckets) == 0 {
 		return w
 	}
 	from, to := WindowRange(a)
-	byStart := s.buckets[a.Key]
-	var starts []int64
-	for u := range byStart {
-		if u >= from.Unix() && u <= to.Unix() {
-			starts = append(starts, u)
-		}
+	lo, _ := slices.BinarySearch(sr.starts, from.Unix())
+	hi, found := slices.BinarySearch(sr.starts, to.Unix())
+	if found {
+		hi++
 	}
-	slices.Sort(starts)
-	for _, u := range starts {
-		w.Buckets = append(w.Buckets, byStart[u].export())
+	if lo < hi {
+		w.Buckets = make([]detect.Bucket, hi-lo)
+		for i, bk := range sr.buckets[lo:hi] {
+			w.Buckets[i] = bk.export()
+		}
 	}
 	return w
 }
 
+// export returns bk as a Window holds it, sharing nothing with bk: its sets
+// are copied into one slice, which the returned sets are cut from, each
+// with no room to grow into its neighbour.
 func (bk *bucket) export() detect.Bucket {
 	b := detect.Bucket{
 		Start:           bk.start,
@@ -237,10 +294,43 @@ func (bk *bucket) export() detect.Bucket {
 		First:           bk.first,
 		Last:            bk.last,
 		ValuesTruncated: bk.truncated,
+		Marks:           slices.Clone(bk.marks),
 	}
-	ExportSets(&b, bk.distinct, bk.values, bk.saturated)
-	b.Evidence = SortedSets(bk.evidence)
-	b.Marks = slices.Sorted(maps.Keys(bk.marks))
+	n := len(bk.saturated)
+	for _, sets := range []map[string][]string{bk.distinct, bk.values, bk.evidence} {
+		for _, set := range sets {
+			n += len(set)
+		}
+	}
+	if n == 0 {
+		return b
+	}
+	buf := make([]string, 0, n)
+	cut := func(set []string) []string {
+		if len(set) == 0 {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, set...)
+		return buf[start:len(buf):len(buf)]
+	}
+	b.Saturated = cut(bk.saturated)
+	copySets := func(sets map[string][]string) map[string][]string {
+		var out map[string][]string
+		for f, set := range sets {
+			if len(set) == 0 {
+				continue
+			}
+			if out == nil {
+				out = make(map[string][]string, len(sets))
+			}
+			out[f] = cut(set)
+		}
+		return out
+	}
+	b.Distinct = copySets(bk.distinct)
+	b.Values = copySets(bk.values)
+	b.Evidence = copySets(bk.evidence)
 	return b
 }
 
@@ -248,8 +338,9 @@ func (bk *bucket) export() detect.Bucket {
 // as both states return them: each non-empty set sorted (the map nil when
 // none is), and Saturated listing, sorted, the fields in saturated and
 // those whose Distinct set holds detect.DistinctCap hashes. dynamostate
-// exports the sets it merges from shards with this same function, so both
-// states return the same Bucket. It does not modify its arguments.
+// exports the sets it merges from shards with this function, and memstate
+// keeps its sets in the same form as it merges them, so both states return
+// the same Bucket. It does not modify its arguments.
 func ExportSets(b *detect.Bucket, distinct, values map[string]map[string]bool, saturated map[string]bool) {
 	sat := make(map[string]bool, len(saturated))
 	maps.Copy(sat, saturated)

@@ -11,4 +11,9 @@
 // dynalite and a goaws it starts for itself, and reads the bootstrap's
 // peak resident set. scripts/measure-memory.sh runs both and
 // docs/performance.md records the figures.
+//
+// BenchmarkReplay times `anonwatch replay`, the built CLI as a whole
+// process, over a generated day of a busy cluster (archive_test.go),
+// beside the floor and the naive baseline; scripts/bench-replay.sh prints
+// its table.
 package perf

@@ -17,14 +17,20 @@ type clusterShape struct {
 	holder       map[string]string
 }
 
-func newClusterShape(r *rand.Rand) clusterShape {
+func newClusterShape(r *rand.Rand, nodes int) clusterShape {
+	switch {
+	case nodes <= 0:
+		nodes = 4
+	case nodes < 2:
+		nodes = 2 // coredns runs on two
+	}
 	c := clusterShape{
 		controlPlane: fmt.Sprintf("172.16.%d.%d", 10+r.IntN(200), 2+r.IntN(250)),
 		created:      time.Date(2024, 3, 4, 9, 12, 31, 0, time.UTC),
 		leaseUID:     map[string]string{},
 		holder:       map[string]string{},
 	}
-	for range 4 {
+	for range nodes {
 		a, b := r.IntN(48), 2+r.IntN(250)
 		c.nodeIPs = append(c.nodeIPs, fmt.Sprintf("10.0.%d.%d", a, b))
 		c.nodes = append(c.nodes, fmt.Sprintf("ip-10-0-%d-%d.ec2.internal", a, b))
@@ -71,6 +77,9 @@ func uaFor(component string) string {
 
 // authenticated draws one request from the cluster's own components.
 func (g *Generator) authenticated(at time.Time) event {
+	if g.mix.Workloads > 0 && g.rng.IntN(4) == 0 {
+		return g.workload(at)
+	}
 	kind := pickWeighted(g.rng, authKinds)
 	return kind(g, at)
 }

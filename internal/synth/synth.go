@@ -25,6 +25,16 @@ type Mix struct {
 	// ScannerIPs are the connection addresses of anonymous scanners.
 	// Empty means DefaultScannerIPs.
 	ScannerIPs []string
+	// Nodes is the number of worker nodes, each with its kubelet's
+	// requests and its own address. 0 means 4, a quiet cluster; fewer
+	// than 2 means 2.
+	Nodes int
+	// Workloads, when positive, adds the requests of the applications a
+	// busy cluster runs: that many service accounts, spread over
+	// namespaces, reading and writing their own objects from pod
+	// addresses. A quarter of authenticated lines are theirs. 0 leaves
+	// only the control plane's and the nodes' chatter.
+	Workloads int
 }
 
 // DefaultScannerIPs are documentation addresses (RFC 5737, RFC 3849), used
@@ -62,7 +72,7 @@ func New(seed uint64, start time.Time, step time.Duration, mix Mix) *Generator {
 		mix:     mix,
 		start:   start.UTC(),
 		step:    step,
-		cluster: newClusterShape(rng),
+		cluster: newClusterShape(rng, mix.Nodes),
 	}
 }
 

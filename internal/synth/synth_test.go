@@ -126,6 +126,42 @@ func TestScannerIPs(t *testing.T) {
 	}
 }
 
+// TestBusyCluster checks that a busy cluster's traffic (many nodes and
+// applications) parses, comes from as many users and addresses as it
+// should, and never repeats a line; and that the quiet default's lines are
+// not changed by the options it does not use.
+func TestBusyCluster(t *testing.T) {
+	const n = 20000
+	g := synth.New(9, t0, 10*time.Millisecond, synth.Mix{Anonymous: 0.001, Nodes: 300, Workloads: 3000})
+	users, sources, lines := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for i := range n {
+		l := g.Next()
+		e, err := audit.Parse(l, 0)
+		if err != nil {
+			t.Fatalf("line %d: Parse() error = %v\n%s", i, err, l)
+		}
+		if e.Stage == audit.StageResponseComplete && (e.ResponseCode == 0 || e.Decision == "") {
+			t.Errorf("line %d: ResponseComplete without code or decision", i)
+		}
+		users[e.User.Username] = true
+		sources[e.SrcIP()] = true
+		lines[string(l)] = true
+	}
+	if len(users) < 1500 || len(sources) < 1500 {
+		t.Errorf("%d users and %d source addresses in %d lines, want at least 1,500 of each", len(users), len(sources), n)
+	}
+	if len(lines) != n {
+		t.Errorf("%d distinct lines of %d", len(lines), n)
+	}
+	quiet := synth.Lines(50, 0.05, 3, t0, time.Second)
+	explicit := synth.New(3, t0, time.Second, synth.Mix{Anonymous: 0.05, RequestReceived: 0.01, Nodes: 4})
+	for i, l := range quiet {
+		if got := explicit.Next(); !bytes.Equal(got, l) {
+			t.Fatalf("line %d with Nodes: 4 differs from the default:\n%s\n%s", i, got, l)
+		}
+	}
+}
+
 func TestProbeLine(t *testing.T) {
 	at := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
