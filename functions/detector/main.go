@@ -9,6 +9,9 @@
 //	RULES_FILE   rule file to use instead of the embedded rules (optional;
 //	             a relative path is taken from the function's directory)
 //
+// GOMEMLIMIT, when set, replaces the soft memory limit the function
+// otherwise derives from its memory size (internal/memlimit).
+//
 // The AWS SDK's own variables apply, such as AWS_REGION and
 // AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SNS for local emulators.
 package main
@@ -20,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -31,12 +35,16 @@ import (
 	"github.com/anonwatch/anonwatch/internal/detect"
 	"github.com/anonwatch/anonwatch/internal/dynamostate"
 	"github.com/anonwatch/anonwatch/internal/handler"
+	"github.com/anonwatch/anonwatch/internal/memlimit"
 	"github.com/anonwatch/anonwatch/internal/rules"
 	"github.com/anonwatch/anonwatch/internal/snspub"
 )
 
 func main() {
 	log := lambdacontext.NewLogger()
+	if limit, ok := memlimit.For(os.Getenv); ok {
+		debug.SetMemoryLimit(limit)
+	}
 	h, err := setup(context.Background(), log)
 	if err != nil {
 		// One clear line, then a failed init: Lambda reports it and

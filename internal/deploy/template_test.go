@@ -249,7 +249,6 @@ func TestDetectorFunction(t *testing.T) {
 			EnvTopicARN:  "{Ref:Topic}",
 			// Unset, not empty, when the parameter is empty.
 			EnvRulesFile:                "{If:HasRulesFile|{Ref:RulesFile}|{Ref:AWS::NoValue}}",
-			"GOMEMLIMIT":                "100MiB",
 			"AWS_ENDPOINT_URL_DYNAMODB": "",
 			"AWS_ENDPOINT_URL_SNS":      "",
 		}},

@@ -44,8 +44,9 @@ const (
 	maxLogEvent = 1<<20 - 26
 )
 
-// gomemlimit is the soft memory limit docs/performance.md proposes for the
-// function, as the Go runtime reads it from the environment.
+// gomemlimit is a soft memory limit a user might set in the function's
+// environment, which replaces the one it derives from its memory size
+// (internal/memlimit).
 const gomemlimit = "100MiB"
 
 // budgetKiB returns the peak resident set a delivery that CloudWatch Logs
