@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 )
 
 // Sentinel errors, for errors.Is. Every error the decoders return wraps
@@ -160,17 +161,21 @@ func DecodeDataKeep(data string, lim Limits, keep func(escaped []byte) bool) (Ba
 	if int64(base64.StdEncoding.DecodedLen(len(data))) > lim.MaxCompressed+2 {
 		return Batch{}, fmt.Errorf("%w: %d bytes of base64 for at most %d compressed bytes", ErrTooLarge, len(data), lim.MaxCompressed)
 	}
-	gz, err := base64.StdEncoding.DecodeString(data)
+	buf := compressedBuffer(base64.StdEncoding.DecodedLen(len(data)))
+	defer compressedBuffers.Put(buf)
+	n, err := base64.StdEncoding.Decode(*buf, []byte(data))
 	if err != nil {
 		return Batch{}, fmt.Errorf("%w: %v", ErrBase64, err)
 	}
+	gz := (*buf)[:n]
 	if int64(len(gz)) > lim.MaxCompressed {
 		return Batch{}, fmt.Errorf("%w: %d compressed bytes, limit %d", ErrTooLarge, len(gz), lim.MaxCompressed)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	zr, err := gzipReader(bytes.NewReader(gz))
 	if err != nil {
 		return Batch{}, fmt.Errorf("%w: %v", ErrGzip, err)
 	}
+	defer gzipReaders.Put(zr)
 	in := input{
 		r:       zr,
 		readErr: func(err error) error { return fmt.Errorf("%w: %v", ErrGzip, err) },
@@ -189,6 +194,43 @@ func DecodeDataKeep(data string, lim Limits, keep func(escaped []byte) bool) (Ba
 	}
 	b, _, err := decode(in, lim, keep, defaultSizes)
 	return b, err
+}
+
+// A delivery's compressed bytes and its gzip reader (a 32 KiB window and
+// Huffman tables) are needed only while it is decoded: the batch refers to
+// neither. DecodeDataKeep takes them from these pools, so that replaying
+// thousands of deliveries does not allocate them thousands of times.
+var (
+	compressedBuffers sync.Pool // of *[]byte
+	gzipReaders       sync.Pool // of *gzip.Reader
+)
+
+// compressedBuffer returns a buffer of n bytes from compressedBuffers. Put
+// it back when done.
+func compressedBuffer(n int) *[]byte {
+	b, _ := compressedBuffers.Get().(*[]byte)
+	if b == nil {
+		b = new([]byte)
+	}
+	if cap(*b) < n {
+		*b = make([]byte, n)
+	}
+	*b = (*b)[:n]
+	return b
+}
+
+// gzipReader returns a reader of the gzip stream r from gzipReaders. Put
+// it back when done.
+func gzipReader(r io.Reader) (*gzip.Reader, error) {
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	if zr == nil {
+		return gzip.NewReader(r)
+	}
+	if err := zr.Reset(r); err != nil {
+		gzipReaders.Put(zr)
+		return nil, err
+	}
+	return zr, nil
 }
 
 // DecodePayload decodes an already decompressed payload JSON, as the CLI's

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -171,6 +172,67 @@ func TestEncodeRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDecodeDataShares checks that a batch keeps nothing DecodeData reuses
+// for the next delivery (the compressed bytes, the gzip reader): batches
+// decoded one after the other, on one goroutine and on several, each
+// stay what they were decoded as, the encoding/json fallback's included.
+func TestDecodeDataShares(t *testing.T) {
+	var want []cwlogs.Batch
+	var data []string
+	for i := range 12 {
+		b := synth.Batch(synth.Lines(40+i, 0.3, uint64(i), t0, time.Second), "/aws/eks/a/cluster", "s", 1+100*i)
+		env, err := cwlogs.Encode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := string(env[len(`{"awslogs":{"data":"`) : len(env)-len(`"}}`)])
+		if i%4 == 3 {
+			// A payload in a shape the streaming decoder leaves to
+			// encoding/json: a key in another case.
+			p, err := cwlogs.EncodePayload(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw = gz(t, `{"logEvents":`+string(p[bytes.Index(p, []byte(`[`)):len(p)-1])+`,"messageType":"DATA_MESSAGE","owner":"111122223333","LogGroup":"/aws/eks/a/cluster","logStream":"s","subscriptionFilters":[]}`)
+		}
+		want = append(want, sized(b))
+		data = append(data, raw)
+	}
+	check := func(got []cwlogs.Batch) {
+		t.Helper()
+		for i := range got {
+			if diff := cmp.Diff(want[i], got[i]); diff != "" {
+				t.Fatalf("batch %d after the others were decoded: mismatch (-want +got):\n%s", i, diff)
+			}
+		}
+	}
+	got := make([]cwlogs.Batch, len(data))
+	for i, d := range data {
+		var err error
+		if got[i], err = cwlogs.DecodeData(d, cwlogs.DefaultLimits); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(got)
+	var wg sync.WaitGroup
+	got = make([]cwlogs.Batch, len(data))
+	for round := range 2 {
+		for i, d := range data {
+			wg.Go(func() {
+				b, err := cwlogs.DecodeData(d, cwlogs.DefaultLimits)
+				if err != nil {
+					t.Error(err)
+				}
+				if round == 1 {
+					got[i] = b
+				}
+			})
+		}
+	}
+	wg.Wait()
+	check(got)
 }
 
 // gz compresses payload and encodes it as awslogs.data.
