@@ -129,5 +129,6 @@ func (bt *batcher) send(p *pendingBatch) error {
 	}
 	bt.events -= len(p.b.Events)
 	bt.bytes -= p.bytes
+	p.b.Gathered = true
 	return bt.fn(&p.b)
 }

@@ -27,7 +27,7 @@ const (
 const usage = `usage: anonwatch <command> [flags] [args]
 
 commands:
-  replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] [--workers N] FILE...
+  replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME [--live-since TIME|none] [--topic ARN [--publish]]] [--max-payload MIB] [--workers N] FILE...
         run the detector over audit logs (FILE may be -, a folder, or .gz);
         --format prints each finding as a subscriber would get it
   rules check FILE      validate a rule file

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -48,7 +49,10 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	rulesFile := fs.String("rules", "", "rule file (default: the embedded rules)")
 	cluster := fs.String("cluster", "local", "cluster name for input that carries no log group: JSON lines, CloudWatch Logs exports, filter-log-events and get-log-events output, messages Firehose extracted")
 	report := fs.Bool("report", false, "print the aggregate table over the whole input, ignoring thresholds, windows and suppression")
-	table := fs.String("table", "", "use this DynamoDB table for state instead of memory (honours AWS_ENDPOINT_URL_DYNAMODB)")
+	table := fs.String("table", "", "use this DynamoDB table for state instead of memory (honours AWS_ENDPOINT_URL_DYNAMODB); in the function's table, events from when the function began counting are left to it")
+	liveSince := fs.String("live-since", "", "with --table: count only the events before this time, RFC 3339 or a date, or every event with \"none\" (default: the time the function began counting, which it keeps in the table)")
+	topic := fs.String("topic", "", "with --table: publish to this SNS topic (honours AWS_ENDPOINT_URL_SNS) each finding whose last request is within its rule's suppression period of now, as the function would; print the older ones")
+	publishAll := fs.Bool("publish", false, "with --topic: publish the older findings too")
 	format := fs.String("format", "json", "how to print each finding: json (the document, one per line), email (subject and body), chat (the Amazon Q notification) or slack (the Block Kit message, one per line)")
 	logGroup := fs.String("log-group", "", "read this CloudWatch Logs log group through FilterLogEvents (the SDK's standard configuration; AWS_ENDPOINT_URL_CLOUDWATCH_LOGS honoured), between --start and --end")
 	start := fs.String("start", "", "with --log-group: the first event time to read, RFC 3339 or a date (default: 24 hours before --end)")
@@ -57,7 +61,7 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	maxPayload := fs.Int64("max-payload", cwlogs.DefaultLimits.MaxDecompressed>>20, "MiB of log lines one delivery may keep (the function's bound): lines past it are cut to their first 8 KiB and reported as damaged; raise it to replay such a delivery whole")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "inputs read and batches decoded at once, by default one per core Go may use; state, findings and the report still take batches one at a time in input order, so the output is the same for any number")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME] [--max-payload MIB] [--workers N] FILE|FOLDER|s3://BUCKET/PREFIX...")
+		fmt.Fprintln(stderr, "usage: anonwatch replay [--rules FILE] [--cluster NAME] [--format json|email|chat|slack] [--report] [--table NAME [--live-since TIME|none] [--topic ARN [--publish]]] [--max-payload MIB] [--workers N] FILE|FOLDER|s3://BUCKET/PREFIX...")
 		fmt.Fprintln(stderr, "       anonwatch replay [flags] --log-group NAME [--start TIME] [--end TIME] [--pattern PATTERN]")
 		fs.PrintDefaults()
 	}
@@ -105,6 +109,27 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		fmt.Fprintln(stderr, "anonwatch replay: --report and --table exclude each other")
 		return exitUsage
 	}
+	if *table == "" && (*liveSince != "" || *topic != "") {
+		fmt.Fprintln(stderr, "anonwatch replay: --live-since and --topic go with --table")
+		return exitUsage
+	}
+	if *publishAll && *topic == "" {
+		fmt.Fprintln(stderr, "anonwatch replay: --publish goes with --topic")
+		return exitUsage
+	}
+	var override *time.Time
+	switch *liveSince {
+	case "":
+	case "none":
+		override = new(time.Time)
+	default:
+		t, err := parseTime(*liveSince)
+		if err != nil {
+			fmt.Fprintln(stderr, "anonwatch replay: --live-since:", err)
+			return exitUsage
+		}
+		override = &t
+	}
 	pub, err := newPublisher(*format, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "anonwatch replay:", err)
@@ -133,6 +158,8 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	var (
 		state detect.State
 		calls func() int64
+		fence *liveFence
+		route *router
 	)
 	switch {
 	case *table != "":
@@ -142,6 +169,16 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return exitError
 		}
 		state, calls = st, st.Calls
+		fence = &liveFence{marks: st, override: override}
+		if *topic != "" {
+			sns, err := newTopicPublisher(ctx, *topic)
+			if err != nil {
+				fmt.Fprintln(stderr, "anonwatch replay:", err)
+				return exitError
+			}
+			route = newRouter(sns, pub, set, *publishAll, time.Now)
+			pub = route
+		}
 	default:
 		state = memstate.New(time.Now, memstate.DefaultLease)
 	}
@@ -149,7 +186,7 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if *report {
 		maxGroups = -1 // a report lists every source
 	}
-	det, err := detect.New(detect.Config{
+	cfg := detect.Config{
 		Rules:     set,
 		State:     state,
 		Publisher: pub,
@@ -158,7 +195,11 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		// Held findings merged in order: a digest samples the same
 		// sources every run, and from a table as from memory.
 		HoldWorkers: 1,
-	})
+	}
+	if fence != nil {
+		cfg.Fence = fence.fence
+	}
+	det, err := detect.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "anonwatch replay:", err)
 		return exitUsage
@@ -246,6 +287,12 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		}
 	}
 	total.files = len(inputs)
+	if fence != nil {
+		total.fences = fence.marksRead()
+	}
+	if route != nil {
+		total.routed = [2]int64{route.published.Load(), route.printed.Load()}
+	}
 	fmt.Fprintln(stderr, total.summary(*report, time.Since(began), calls))
 	return exitOK
 }
@@ -298,6 +345,9 @@ type totals struct {
 	suppressed, aggregates, damaged             int
 	evalErrors                                  int64 // over the run, from the rule set
 	skipped                                     map[string]int
+	fenced                                      int
+	fences                                      map[string]time.Time // per cluster, the function's mark
+	routed                                      [2]int64             // with --topic: published to it, printed
 }
 
 func (t *totals) add(r *detect.Result) {
@@ -314,6 +364,7 @@ func (t *totals) add(r *detect.Result) {
 	t.due += r.Due
 	t.pub += r.Published
 	t.suppressed += r.Suppressed
+	t.fenced += r.Fenced
 	for k, v := range r.Skipped {
 		if t.skipped == nil {
 			t.skipped = map[string]int{}
@@ -347,6 +398,22 @@ func (t *totals) summary(report bool, took time.Duration, calls func() int64) st
 	}
 	if !report {
 		fmt.Fprintf(&b, "; %d findings due, %d published, %d suppressed", t.due, t.pub, t.suppressed)
+		if t.routed != [2]int64{} {
+			fmt.Fprintf(&b, " (%d to the topic, %d printed)", t.routed[0], t.routed[1])
+		}
+	}
+	if t.fenced > 0 || len(t.fences) > 0 {
+		fmt.Fprintf(&b, "; %d events left to the function", t.fenced)
+		clusters := slices.Sorted(maps.Keys(t.fences))
+		var parts []string
+		for _, c := range clusters {
+			if m := t.fences[c]; !m.IsZero() {
+				parts = append(parts, fmt.Sprintf("%s from %s", c, m.Format(time.RFC3339)))
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(&b, ", which counts %s", strings.Join(parts, ", "))
+		}
 	}
 	if calls != nil {
 		fmt.Fprintf(&b, "; %d DynamoDB calls", calls())

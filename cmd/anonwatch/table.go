@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/anonwatch/anonwatch/internal/dynamostate"
+	"github.com/anonwatch/anonwatch/internal/snspub"
 )
 
 func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -33,6 +34,15 @@ func tableCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	fmt.Fprintf(stdout, "table %s ready\n", args[1])
 	return exitOK
+}
+
+// newTopicPublisher builds the SNS publisher for replay --topic.
+func newTopicPublisher(ctx context.Context, topic string) (*snspub.Publisher, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	return snspub.New(snspub.NewClient(cfg), topic), nil
 }
 
 // newTableState builds the DynamoDB state for replay --table.

@@ -70,7 +70,9 @@ func setup(ctx context.Context, log *slog.Logger) (*handler.Handler, error) {
 	}
 	state := dynamostate.New(dynamodb.NewFromConfig(cfg, dynamostate.ClientOptions()...), table, time.Now)
 	pub := snspub.New(snspub.NewClient(cfg), topic)
-	det, err := detect.New(detect.Config{Rules: set, State: state, Publisher: pub, Logger: log})
+	// MarkLive: a backfill into the same table (anonwatch replay
+	// --table) then counts only what came before this function did.
+	det, err := detect.New(detect.Config{Rules: set, State: state, Publisher: pub, Logger: log, MarkLive: true})
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,12 @@ type Batch struct {
 	// /aws/eks/<cluster>/cluster, or the log group as it stands.
 	Cluster string
 	Events  []LogEvent
+	// Gathered reports a batch put together from log events read
+	// elsewhere (an export, a Firehose archive, FilterLogEvents pages)
+	// rather than decoded from one delivery: its BatchID is not the one
+	// the function gave those events, so it cannot tell what the function
+	// already counted.
+	Gathered bool
 }
 
 // LogEvent is one log line. Message holds the raw bytes of the line.

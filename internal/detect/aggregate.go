@@ -713,7 +713,7 @@ func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
 // AggregateContext is Aggregate with the context its log lines are
 // written with.
 func (d *Detector) AggregateContext(ctx context.Context, b *cwlogs.Batch) ([]Aggregate, Result) {
-	return d.aggregateBatch(ctx, b, true)
+	return d.aggregateBatch(ctx, b, true, time.Time{})
 }
 
 // aggregate is Aggregate for Process, without Aggregate.Values: the
@@ -721,11 +721,12 @@ func (d *Detector) AggregateContext(ctx context.Context, b *cwlogs.Batch) ([]Agg
 // so a delivery of long request URIs costs it little memory. ctx carries
 // the request id into its log lines.
 func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate, Result) {
-	return d.aggregateBatch(ctx, b, false)
+	return d.aggregateBatch(ctx, b, false, time.Time{})
 }
 
-// aggregateBatch is Aggregate; report keeps Aggregate.Values.
-func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report bool) ([]Aggregate, Result) {
+// aggregateBatch is Aggregate; report keeps Aggregate.Values. Unless until
+// is zero, the events from until on are left out (Config.Fence).
+func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report bool, until time.Time) ([]Aggregate, Result) {
 	res := Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}
 	if b.MessageType == cwlogs.ControlMessage {
 		res.Control = true
@@ -762,6 +763,10 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 			continue
 		}
 		seen[le.ID] = struct{}{}
+		if !until.IsZero() && le.Timestamp > 0 && le.Timestamp >= until.UnixMilli() {
+			res.Fenced++
+			continue
+		}
 		var r readResult
 		ev, r = d.read(le, b.LogStream)
 		switch {
@@ -770,6 +775,11 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 			continue
 		case r.skip != "":
 			skip(r.skip, le.ID, r.err)
+			continue
+		case !until.IsZero() && le.Timestamp <= 0 && !written(&ev).Before(until):
+			// No log event time (JSON lines, extracted messages): the
+			// time the API server wrote the record stands for it.
+			res.Fenced++
 			continue
 		}
 		if ev.Damage != "" {
@@ -841,6 +851,15 @@ func eventTime(ev *audit.Event, le *cwlogs.LogEvent) bool {
 		ev.RequestReceived = t
 	}
 	return true
+}
+
+// written returns when the API server wrote ev's record, as near as ev
+// tells: its stage time, else the time eventTime settled on.
+func written(ev *audit.Event) time.Time {
+	if ValidEventTime(ev.StageTimestamp) {
+		return ev.StageTimestamp
+	}
+	return ev.RequestReceived
 }
 
 // badTimeError says, for the log, why eventTime refused ev.

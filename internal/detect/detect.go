@@ -239,6 +239,19 @@ type State interface {
 	Spend(ctx context.Context, d Draw) (bool, error)
 }
 
+// LiveMarks is kept by a State that the function and a backfill share: per
+// cluster, the earliest log event time of the deliveries the function
+// applied. The function counts every event it is delivered, so a backfill
+// into the same state counts only what came before (Config.Fence).
+type LiveMarks interface {
+	// MarkLive lowers cluster's mark to at, or sets it; a later time
+	// leaves it as it is.
+	MarkLive(ctx context.Context, cluster string, at time.Time) error
+	// LiveSince returns cluster's mark, or the zero time when the function
+	// has applied nothing for it.
+	LiveSince(ctx context.Context, cluster string) (time.Time, error)
+}
+
 // Publisher delivers findings to people and machines.
 type Publisher interface {
 	Publish(ctx context.Context, f *Finding) error

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/anonwatch/anonwatch/internal/audit"
@@ -47,6 +48,19 @@ type Config struct {
 	// call it again for the same finding, and it may be called from
 	// several goroutines at once.
 	Held func(context.Context, *Finding)
+	// MarkLive makes Commit record, per cluster, the earliest log event
+	// time of the deliveries it applied (LiveMarks), for a backfill into
+	// the same state to leave them alone. The function sets it; State
+	// must then be a LiveMarks.
+	MarkLive bool
+	// Fence, when set, returns the time from which the live function has
+	// counted cluster's log events (LiveMarks.LiveSince; zero: none yet).
+	// The events of a gathered batch (cwlogs.Batch.Gathered) from then
+	// on are left out and counted in Result.Fenced, so that a backfill
+	// into the function's table counts no event twice. A delivery is
+	// never fenced: its batch id is the function's, so state already
+	// counts it once.
+	Fence func(ctx context.Context, cluster string) (time.Time, error)
 }
 
 // DefaultMaxGroups bounds the work a batch costs. Each group costs state
@@ -72,6 +86,11 @@ type Detector struct {
 	maxGroups   int
 	held        func(context.Context, *Finding)
 	holdWorkers int
+	fence       func(context.Context, string) (time.Time, error)
+	live        LiveMarks // nil unless Config.MarkLive
+
+	mu     sync.Mutex
+	marked map[string]int64 // per cluster, the earliest mark recorded, Unix ms
 }
 
 // New returns a Detector for cfg.
@@ -89,6 +108,14 @@ func New(cfg Config) (*Detector, error) {
 		maxGroups:   cfg.MaxGroups,
 		held:        cfg.Held,
 		holdWorkers: cfg.HoldWorkers,
+		fence:       cfg.Fence,
+	}
+	if cfg.MarkLive {
+		lm, ok := cfg.State.(LiveMarks)
+		if !ok {
+			return nil, errors.New("detect: MarkLive needs a State that keeps live marks")
+		}
+		d.live, d.marked = lm, make(map[string]int64)
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -123,6 +150,8 @@ type Prepared struct {
 	aggs              []Aggregate
 	res               Result
 	cluster, logGroup string
+	first             int64 // the batch's earliest log event time, Unix ms
+	err               error // Prepare's, returned by Commit
 }
 
 // Prepare is the part of Process that needs neither State nor Publisher:
@@ -132,20 +161,73 @@ type Prepared struct {
 // Result's EvalErrors counts the rule set's errors while b was prepared,
 // those of batches prepared at the same time included.
 func (d *Detector) Prepare(ctx context.Context, b *cwlogs.Batch) *Prepared {
-	aggs, res := d.aggregate(ctx, b)
-	return &Prepared{aggs: aggs, res: res, cluster: b.Cluster, logGroup: b.LogGroup}
+	var until time.Time
+	if d.fence != nil && b.Gathered && b.MessageType != cwlogs.ControlMessage {
+		var err error
+		if until, err = d.fence(ctx, b.Cluster); err != nil {
+			return &Prepared{err: fmt.Errorf("read where the function began counting cluster %s: %w", b.Cluster, err), res: Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}}
+		}
+	}
+	aggs, res := d.aggregateBatch(ctx, b, false, until)
+	return &Prepared{aggs: aggs, res: res, cluster: b.Cluster, logGroup: b.LogGroup, first: firstTimestamp(b)}
+}
+
+// firstTimestamp returns the earliest log event time of b, Unix ms; 0 when
+// no event has one.
+func firstTimestamp(b *cwlogs.Batch) int64 {
+	var first int64
+	for i := range b.Events {
+		if t := b.Events[i].Timestamp; t > 0 && (first == 0 || t < first) {
+			first = t
+		}
+	}
+	return first
+}
+
+// markLive records first as cluster's live mark unless an earlier one was
+// recorded from this process: after the first delivery, marking costs
+// nothing but a comparison.
+func (d *Detector) markLive(ctx context.Context, cluster string, first int64) error {
+	d.mu.Lock()
+	m, ok := d.marked[cluster]
+	d.mu.Unlock()
+	if first <= 0 || ok && m <= first {
+		return nil
+	}
+	if err := d.live.MarkLive(ctx, cluster, time.UnixMilli(first).UTC()); err != nil {
+		return fmt.Errorf("mark cluster %s live from %s: %w", cluster, time.UnixMilli(first).UTC().Format(time.RFC3339), err)
+	}
+	d.mu.Lock()
+	if m, ok := d.marked[cluster]; !ok || first < m {
+		d.marked[cluster] = first
+	}
+	d.mu.Unlock()
+	return nil
 }
 
 // Commit is the rest of Process for a prepared batch: it applies p's
 // aggregates to state and publishes the findings due.
 func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 	aggs, res := p.aggs, p.res
+	if p.err != nil {
+		return res, p.err
+	}
+	var wins []Window
+	if len(aggs) > 0 {
+		var err error
+		if wins, err = d.state.Apply(ctx, res.Batch, aggs); err != nil {
+			return res, fmt.Errorf("apply batch %s: %w", res.Batch, err)
+		}
+	}
+	// Once its buckets are in: a backfill then leaves the batch's events
+	// alone, whether or not they made any.
+	if d.live != nil && !res.Control {
+		if err := d.markLive(ctx, p.cluster, p.first); err != nil {
+			return res, err
+		}
+	}
 	if len(aggs) == 0 {
 		return res, nil
-	}
-	wins, err := d.state.Apply(ctx, res.Batch, aggs)
-	if err != nil {
-		return res, fmt.Errorf("apply batch %s: %w", res.Batch, err)
 	}
 	var dues []due
 	for i := range aggs {

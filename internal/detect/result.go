@@ -53,6 +53,9 @@ type Result struct {
 	// rolled into a digest, and Digests the digests published.
 	Held    int `json:"held,omitempty"`
 	Digests int `json:"digests,omitempty"`
+	// Fenced counts the log events a backfill left out because the live
+	// function counts them (Config.Fence).
+	Fenced int `json:"fenced,omitempty"`
 }
 
 // SkippedTotal returns the number of skipped lines over all reasons.

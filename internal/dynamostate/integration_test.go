@@ -81,13 +81,14 @@ func TestConformance(t *testing.T) {
 func TestProperty(t *testing.T) {
 	client := newClient(endpoint)
 	for _, tc := range []struct {
-		perItem int
-		faults  float64
-	}{{dynamostate.BatchesPerItem, 0}, {2, 0}, {dynamostate.BatchesPerItem, 0.1}} {
+		perItem  int
+		faults   float64
+		backfill bool
+	}{{dynamostate.BatchesPerItem, 0, false}, {2, 0, false}, {dynamostate.BatchesPerItem, 0.1, false}, {2, 0.05, true}} {
 		perItem := tc.perItem
-		t.Run(fmt.Sprintf("BatchesPerItem=%d/faults=%v", perItem, tc.faults), func(t *testing.T) {
+		t.Run(fmt.Sprintf("BatchesPerItem=%d/faults=%v/backfill=%v", perItem, tc.faults, tc.backfill), func(t *testing.T) {
 			t.Parallel()
-			cfg := statetest.PropertyEnv(t, statetest.PropertyConfig{Cases: 60, Seed: 2, Workers: 6, Events: 40, Faults: tc.faults})
+			cfg := statetest.PropertyEnv(t, statetest.PropertyConfig{Cases: 60, Seed: 2, Workers: 6, Events: 40, Faults: tc.faults, Backfill: tc.backfill})
 			statetest.Property(t, func(t *testing.T, now func() time.Time) detect.State {
 				return dynamostate.New(client, newTable(t, client), now,
 					dynamostate.WithLease(statetest.Lease), dynamostate.WithBatchesPerItem(perItem))

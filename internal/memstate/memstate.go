@@ -49,9 +49,30 @@ type State struct {
 	series  map[string]*series // key → its buckets
 	notices map[noticeKey]*notice
 	budgets map[noticeKey]map[string]bool // findings holding a budget's places
+	live    map[string]time.Time          // per cluster, detect.LiveMarks
 }
 
-var _ detect.State = (*State)(nil)
+var (
+	_ detect.State     = (*State)(nil)
+	_ detect.LiveMarks = (*State)(nil)
+)
+
+// MarkLive lowers cluster's live mark to at (detect.LiveMarks).
+func (s *State) MarkLive(_ context.Context, cluster string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m, ok := s.live[cluster]; !ok || at.Before(m) {
+		s.live[cluster] = at.UTC()
+	}
+	return nil
+}
+
+// LiveSince returns cluster's live mark (detect.LiveMarks).
+func (s *State) LiveSince(_ context.Context, cluster string) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live[cluster], nil
+}
 
 // series is one key's stored buckets, ascending by start, so that a window
 // is found by two binary searches, not by visiting every bucket the key
@@ -111,6 +132,7 @@ func New(now func() time.Time, lease time.Duration) *State {
 		series:  make(map[string]*series),
 		notices: make(map[noticeKey]*notice),
 		budgets: make(map[noticeKey]map[string]bool),
+		live:    make(map[string]time.Time),
 	}
 }
 

@@ -35,3 +35,14 @@ func TestPropertyWithFaults(t *testing.T) {
 		return memstate.New(now, statetest.Lease)
 	}, cfg)
 }
+
+// TestPropertyBackfill is TestProperty for a backfill into the function's
+// state: the function counts the events from a random time on, then a
+// replay of all of them, cut and ordered its own way, fills in the rest;
+// with faults, so that marks and fences fail and are retried too.
+func TestPropertyBackfill(t *testing.T) {
+	cfg := statetest.PropertyEnv(t, statetest.PropertyConfig{Cases: 1000, Seed: 5, Workers: 4, Events: 60, Faults: 0.05, Backfill: true})
+	statetest.Property(t, func(t *testing.T, now func() time.Time) detect.State {
+		return memstate.New(now, statetest.Lease)
+	}, cfg)
+}

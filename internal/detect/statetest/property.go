@@ -90,6 +90,13 @@ type PropertyConfig struct {
 	// succeeds, as Lambda retries it (and, past its retries, as a replay
 	// from the dead-letter queue does).
 	Faults float64
+	// Backfill splits each case at a random time: the function is
+	// delivered only the events from then on (detect.Config.MarkLive);
+	// then a backfill replays all of them, cut into batches of its own,
+	// into the same state (detect.Config.Fence, cwlogs.Batch.Gathered).
+	// The outcome must be the oracle's still: nothing counted twice or
+	// missed, no finding sent twice. The State must be a LiveMarks.
+	Backfill bool
 }
 
 // Property checks the detector over the State that newState returns against
@@ -128,7 +135,7 @@ func Property(t *testing.T, newState func(t *testing.T, now func() time.Time) de
 	for i := range cfg.Cases {
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
 		sc := generate(rng, fmt.Sprintf("prop-%d-%d", cfg.Seed, i), cfg.Events)
-		n, pub, msg := runCase(set, st, sc, cfg.Workers, cfg.Faults, rng.Uint64())
+		n, pub, msg := runCase(set, st, sc, cfg.Workers, cfg.Faults, cfg.Backfill, rng.Uint64())
 		if msg != "" {
 			t.Fatalf("case %d (seed %d): %s\n%s", i, cfg.Seed, msg, sc.describe())
 		}
@@ -563,7 +570,7 @@ func (c *collector) Publish(_ context.Context, f *detect.Finding) error {
 // outcome with the oracle. It returns the number of (key, period) the
 // oracle has findings for, the findings published, and what disagreed
 // ("" when nothing did).
-func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults float64, seed uint64) (periods, published int, problem string) {
+func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults float64, backfill bool, seed uint64) (periods, published int, problem string) {
 	want, wantBuckets, err := oracle(set, sc)
 	if err != nil {
 		return 0, 0, err.Error()
@@ -575,16 +582,39 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	var heldMu sync.Mutex
 	held := map[string]*detect.Finding{} // by ID: a retry may hold one again
 	fst := &flakyState{State: st, f: fl, attempted: map[string]int{}}
-	det, err := detect.New(detect.Config{
+	cfg := detect.Config{
 		Rules: set, State: fst, Publisher: &flakyPublisher{pub, fl},
 		Held: func(_ context.Context, f *detect.Finding) {
 			heldMu.Lock()
 			held[f.ID] = f
 			heldMu.Unlock()
 		},
-	})
+		MarkLive: backfill,
+	}
+	det, err := detect.New(cfg)
 	if err != nil {
 		return periods, 0, err.Error()
+	}
+	var (
+		fence  time.Time
+		filler *detect.Detector
+	)
+	if backfill {
+		// The function starts at some event's time, or before or after
+		// them all.
+		rng := rand.New(rand.NewPCG(seed, 1))
+		fence = sc.events[rng.IntN(len(sc.events))].at
+		switch rng.IntN(8) {
+		case 0:
+			fence = T0.Add(-time.Hour)
+		case 1:
+			fence = T0.Add(24 * time.Hour)
+		}
+		cfg.MarkLive = false
+		cfg.Fence = fst.LiveSince
+		if filler, err = detect.New(cfg); err != nil {
+			return periods, 0, err.Error()
+		}
 	}
 	batches := make([]*cwlogs.Batch, len(sc.batches))
 	for bi, idx := range sc.batches {
@@ -596,6 +626,9 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 		}
 		for _, i := range idx {
 			e := &sc.events[i]
+			if backfill && e.at.Before(fence) {
+				continue // before the function began
+			}
 			b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("%s-%d", sc.cluster, i), Timestamp: e.at.UnixMilli(), Message: e.line})
 		}
 		batches[bi] = b
@@ -654,6 +687,11 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	close(errs)
 	for err := range errs {
 		return periods, 0, "Process: " + err.Error()
+	}
+	if backfill {
+		if msg := runBackfill(filler, fst, sc, fence, seed); msg != "" {
+			return periods, 0, msg
+		}
 	}
 
 	got := map[periodKey][]rules.Severity{}
@@ -937,4 +975,78 @@ func PropertyEnv(t *testing.T, cfg PropertyConfig) PropertyConfig {
 	}
 	t.Logf("property: %d cases, seed %d, %d workers", cfg.Cases, cfg.Seed, cfg.Workers)
 	return cfg
+}
+
+// runBackfill replays every event of sc through filler after the function
+// has been delivered those from fence on: in batches of its own, with ids
+// of its own (an export's are not CloudWatch's), in random order, some
+// retried, as anonwatch replay --table does. It first checks the mark the
+// function left.
+func runBackfill(filler *detect.Detector, st *flakyState, sc *scenario, fence time.Time, seed uint64) string {
+	ctx := context.Background()
+	var first time.Time
+	for _, e := range sc.events {
+		if !e.at.Before(fence) && (first.IsZero() || e.at.Before(first)) {
+			first = e.at
+		}
+	}
+	for range 100 {
+		got, err := st.LiveSince(ctx, sc.cluster)
+		if err != nil {
+			continue
+		}
+		if !got.Equal(first) {
+			return fmt.Sprintf("live mark %v after the function's deliveries, want its earliest event %v", got, first)
+		}
+		break
+	}
+	rng := rand.New(rand.NewPCG(seed, 2))
+	idx := rng.Perm(len(sc.events))
+	for len(idx) > 0 {
+		k := 1 + rng.IntN(min(len(idx), 1+rng.IntN(30)))
+		b := &cwlogs.Batch{
+			MessageType: cwlogs.DataMessage,
+			LogGroup:    "/aws/eks/" + sc.cluster + "/cluster",
+			LogStream:   sc.streams[sc.events[idx[0]].stream],
+			Cluster:     sc.cluster,
+			Gathered:    true,
+		}
+		for _, i := range idx[:k] {
+			e := &sc.events[i]
+			b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("backfill-%s-%d", sc.cluster, i), Timestamp: e.at.UnixMilli(), Message: e.line})
+		}
+		idx = idx[k:]
+		for range 1 + rng.IntN(2) { // some batches twice
+			var err error
+			for range 100 {
+				if _, err = filler.Process(ctx, b); err == nil {
+					break
+				}
+			}
+			if err != nil {
+				return "backfill Process: " + err.Error()
+			}
+		}
+	}
+	return ""
+}
+
+// MarkLive and LiveSince pass on to the State's, failing as the rest.
+func (s *flakyState) MarkLive(ctx context.Context, cluster string, at time.Time) error {
+	fail, after := s.f.fail()
+	if fail && !after {
+		return errFault
+	}
+	err := s.State.(detect.LiveMarks).MarkLive(ctx, cluster, at)
+	if fail && err == nil {
+		return errFault
+	}
+	return err
+}
+
+func (s *flakyState) LiveSince(ctx context.Context, cluster string) (time.Time, error) {
+	if fail, _ := s.f.fail(); fail {
+		return time.Time{}, errFault
+	}
+	return s.State.(detect.LiveMarks).LiveSince(ctx, cluster)
 }

@@ -120,6 +120,7 @@ func Run(t *testing.T, newState func(t *testing.T, now func() time.Time) detect.
 		{"SpendIsExactUnderConcurrency", testSpendRace},
 		{"SpendIsIdempotentPerFinding", testSpendAgain},
 		{"InvalidDraw", testInvalidDraw},
+		{"LiveMarkKeepsTheEarliest", testLiveMarks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -932,5 +933,43 @@ func testEvidenceBudget(t *testing.T, st detect.State, _ *Clock) {
 	got = apply(t, st, "late", agg(key, w, late))[0].Buckets[0]
 	if slices.Contains(got.Evidence["request_uri"], "/late") {
 		t.Errorf("evidence took a value past its budget of %d offered", detect.EvidenceBudget)
+	}
+}
+
+// testLiveMarks: a mark only moves earlier, whatever order concurrent
+// marks arrive in, and clusters do not share one.
+func testLiveMarks(t *testing.T, st detect.State, _ *Clock) {
+	lm, ok := st.(detect.LiveMarks)
+	if !ok {
+		t.Skip("the State keeps no live marks")
+	}
+	ctx := context.Background()
+	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if got, err := lm.LiveSince(ctx, "prod"); err != nil || !got.IsZero() {
+		t.Fatalf("LiveSince before any mark = %v, %v; want zero", got, err)
+	}
+	var wg sync.WaitGroup
+	for _, m := range []int{7, 3, 9, 5, 4} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := lm.MarkLive(ctx, "prod", base.Add(time.Duration(m)*time.Minute+123*time.Millisecond)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := lm.MarkLive(ctx, "staging", base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for cluster, want := range map[string]time.Time{
+		"prod":    base.Add(3*time.Minute + 123*time.Millisecond),
+		"staging": base.Add(time.Hour),
+		"dev":     {},
+	} {
+		got, err := lm.LiveSince(ctx, cluster)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("LiveSince(%s) = %v, %v; want %v", cluster, got, err, want)
+		}
 	}
 }
