@@ -7,45 +7,19 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/logsource"
 )
-
-// motoClients points the SDK's standard configuration at the moto server
-// scripts/test.sh starts (ANONWATCH_TEST_MOTO), for the test and for the
-// CLI it runs in the same process.
-func motoClients(t *testing.T) (*cloudwatchlogs.Client, *s3.Client) {
-	t.Helper()
-	url := os.Getenv("ANONWATCH_TEST_MOTO")
-	if url == "" {
-		t.Skip("ANONWATCH_TEST_MOTO is not set: moto 5.2.1 is missing (scripts/moto.sh check says why)")
-	}
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": url, "AWS_ENDPOINT_URL_S3": url,
-		"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "eu-west-1",
-		"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none"),
-	} {
-		t.Setenv(k, v)
-	}
-	cfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs, store := logsource.NewClients(cfg)
-	return logs, store
-}
 
 // TestBackfillSources puts the backfill fixtures' events into a log group
 // on moto, and their CloudWatch export into a bucket, and replays both
@@ -53,7 +27,7 @@ func motoClients(t *testing.T) (*cloudwatchlogs.Client, *s3.Client) {
 // findings of the plain JSON-lines replay of the same events, one file per
 // stream.
 func TestBackfillSources(t *testing.T) {
-	logs, store := motoClients(t)
+	logs, store := logsource.NewClients(emu.Moto(t))
 	ctx := context.Background()
 	perStream := []string{backfillDir + "/lines/" + fixtureStreamA + ".jsonl", backfillDir + "/lines/" + fixtureStreamB + ".jsonl"}
 	want, wantCounts := replayFindings(t, "", perStream...)
@@ -94,8 +68,7 @@ func TestBackfillSources(t *testing.T) {
 
 	t.Run("S3 export", func(t *testing.T) {
 		bucket := fmt.Sprintf("anonwatch-archive-%d", time.Now().UnixNano())
-		if _, err := store.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket),
-			CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraintEuWest1}}); err != nil {
+		if _, err := store.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 			t.Fatal(err)
 		}
 		// As create-export-task lays it out: <prefix>/<task>/<stream>/000000.gz,
