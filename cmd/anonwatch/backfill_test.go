@@ -53,16 +53,25 @@ func summaryCounts(stderr string) string {
 	return m[1]
 }
 
-// TestBackfillFormats replays the same audit events in each format AWS
-// archives them in (testdata/backfill, see backfill_fixtures_test.go) and
-// checks that each gives exactly the findings, finding ids included, and
-// the counts of replaying the events as JSON lines. A format that names its
-// log streams gives a batch per stream, as the JSON lines of each stream in
-// a file of its own do; one that does not gives one batch, as one file of
-// every line does. Findings name the log group where the format does.
-func TestBackfillFormats(t *testing.T) {
+// backfillFormat is a format of testdata/backfill (see
+// backfill_fixtures_test.go): its files, the JSON lines that give the same
+// findings, and the log group the findings name.
+type backfillFormat struct {
+	name     string
+	files    []string
+	like     []string
+	logGroup string
+}
+
+// backfillFormats returns each format AWS archives the fixtures' events in,
+// and the JSON lines of each stream in a file of its own. A format that
+// names its log streams gives a batch per stream, as those files do; one
+// that does not gives one batch, as one file of every line does. Findings
+// name the log group where the format does.
+func backfillFormats(t *testing.T) (formats []backfillFormat, perStream []string) {
+	t.Helper()
 	dir := backfillDir
-	perStream := []string{dir + "/lines/" + fixtureStreamA + ".jsonl", dir + "/lines/" + fixtureStreamB + ".jsonl"}
+	perStream = []string{dir + "/lines/" + fixtureStreamA + ".jsonl", dir + "/lines/" + fixtureStreamB + ".jsonl"}
 	oneFile := filepath.Join(t.TempDir(), "audit.jsonl")
 	var all []byte
 	for _, p := range perStream {
@@ -76,12 +85,7 @@ func TestBackfillFormats(t *testing.T) {
 		t.Fatal(err)
 	}
 	export := dir + "/export/" + fixtureTask + "/"
-	tests := []struct {
-		name     string
-		files    []string
-		like     []string // the JSON lines that give the same findings
-		logGroup string
-	}{
+	return []backfillFormat{
 		{"create-export-task, out of time order, a chunk in two members", []string{export + fixtureStreamA + "/000000.gz", export + fixtureStreamB + "/000000.gz"}, perStream, ""},
 		{"Firehose, gzip records back to back", []string{dir + "/firehose/records"}, perStream, fixtureGroup},
 		{"Firehose, gzip records in a gzip object", []string{dir + "/firehose/records.gz"}, perStream, fixtureGroup},
@@ -92,21 +96,36 @@ func TestBackfillFormats(t *testing.T) {
 		{"filter-log-events, two streams interleaved", []string{dir + "/filter-log-events.json"}, perStream, ""},
 		{"get-log-events, a file per stream, pages back to back", []string{dir + "/get-log-events/" + fixtureStreamA + ".json", dir + "/get-log-events/" + fixtureStreamB + ".json"}, perStream, ""},
 		{"JSON lines, gzip members cut inside a line", []string{dir + "/lines-members.jsonl.gz"}, []string{oneFile}, ""},
-	}
-	for _, tt := range tests {
+	}, perStream
+}
+
+// TestBackfillFormats replays the same audit events in each format AWS
+// archives them in and checks that each gives exactly the findings, finding
+// ids included, and the counts of replaying the events as JSON lines.
+func TestBackfillFormats(t *testing.T) {
+	formats, _ := backfillFormats(t)
+	for _, tt := range formats {
 		t.Run(tt.name, func(t *testing.T) {
-			want, wantCounts := replayFindings(t, "", tt.like...)
-			if len(want) < 5 {
-				t.Fatalf("the JSON-lines replay gives %d findings; the fixture shows little", len(want))
-			}
-			got, gotCounts := replayFindings(t, tt.logGroup, tt.files...)
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("findings differ from the JSON-lines replay (-want +got):\n%s", diff)
-			}
-			if gotCounts != wantCounts {
-				t.Errorf("summary counts %q, want %q", gotCounts, wantCounts)
-			}
+			replayLike(t, tt.like, tt.logGroup, tt.files...)
 		})
+	}
+}
+
+// replayLike checks that replaying args gives exactly the findings, finding
+// ids included, and the summary counts of the JSON-lines replay of like,
+// each finding naming logGroup.
+func replayLike(t *testing.T, like []string, logGroup string, args ...string) {
+	t.Helper()
+	want, wantCounts := replayFindings(t, "", like...)
+	if len(want) < 5 {
+		t.Fatalf("the JSON-lines replay gives %d findings; the fixture shows little", len(want))
+	}
+	got, gotCounts := replayFindings(t, logGroup, args...)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("findings differ from the JSON-lines replay (-want +got):\n%s", diff)
+	}
+	if gotCounts != wantCounts {
+		t.Errorf("summary counts %q, want %q", gotCounts, wantCounts)
 	}
 }
 

@@ -7,56 +7,29 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/google/go-cmp/cmp"
 
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/logsource"
 )
 
-// motoClients points the SDK's standard configuration at the moto server
-// scripts/test.sh starts (ANONWATCH_TEST_MOTO), for the test and for the
-// CLI it runs in the same process.
-func motoClients(t *testing.T) (*cloudwatchlogs.Client, *s3.Client) {
-	t.Helper()
-	url := os.Getenv("ANONWATCH_TEST_MOTO")
-	if url == "" {
-		t.Skip("ANONWATCH_TEST_MOTO is not set: moto 5.2.1 is missing (scripts/moto.sh check says why)")
-	}
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": url, "AWS_ENDPOINT_URL_S3": url,
-		"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "eu-west-1",
-		"AWS_CONFIG_FILE": filepath.Join(t.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(t.TempDir(), "none"),
-	} {
-		t.Setenv(k, v)
-	}
-	cfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs, store := logsource.NewClients(cfg)
-	return logs, store
-}
-
 // TestBackfillSources puts the backfill fixtures' events into a log group
-// on moto, and their CloudWatch export into a bucket, and replays both
-// through the CLI's --log-group and s3:// sources: each must give the
-// findings of the plain JSON-lines replay of the same events, one file per
-// stream.
+// on moto, and each of their formats into a bucket, laid out as AWS writes
+// it, and replays them through the CLI's --log-group and s3:// sources:
+// each must give the findings of the plain JSON-lines replay of the same
+// events (see TestBackfillFormats).
 func TestBackfillSources(t *testing.T) {
-	logs, store := motoClients(t)
+	logs, store := logsource.NewClients(emu.Moto(t))
 	ctx := context.Background()
-	perStream := []string{backfillDir + "/lines/" + fixtureStreamA + ".jsonl", backfillDir + "/lines/" + fixtureStreamB + ".jsonl"}
-	want, wantCounts := replayFindings(t, "", perStream...)
+	formats, perStream := backfillFormats(t)
 
 	t.Run("log group", func(t *testing.T) {
 		// The fixtures' log group; left over from an earlier run, it goes.
@@ -83,43 +56,79 @@ func TestBackfillSources(t *testing.T) {
 		}
 		start := time.UnixMilli(first).UTC().Format(time.RFC3339Nano)
 		end := time.UnixMilli(last + 1).UTC().Format(time.RFC3339Nano)
-		got, gotCounts := replayFindings(t, fixtureGroup, "--log-group", fixtureGroup, "--start", start, "--end", end)
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("findings differ from the JSON-lines replay (-want +got):\n%s", diff)
-		}
-		if gotCounts != wantCounts {
-			t.Errorf("summary counts %q, want %q", gotCounts, wantCounts)
-		}
+		replayLike(t, perStream, fixtureGroup, "--log-group", fixtureGroup, "--start", start, "--end", end)
 	})
 
-	t.Run("S3 export", func(t *testing.T) {
-		bucket := fmt.Sprintf("anonwatch-archive-%d", time.Now().UnixNano())
-		if _, err := store.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket),
-			CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraintEuWest1}}); err != nil {
+	bucket := fmt.Sprintf("anonwatch-archive-%d", time.Now().UnixNano())
+	if _, err := store.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(t *testing.T, key, file string) {
+		t.Helper()
+		b, err := os.ReadFile(file)
+		if err != nil {
 			t.Fatal(err)
 		}
-		// As create-export-task lays it out: <prefix>/<task>/<stream>/000000.gz,
-		// beside the write-test object it leaves at the prefix.
-		put := func(key string, body []byte) {
-			if _, err := store.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
-				t.Fatal(err)
+		if _, err := store.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The JSON lines themselves, uploaded, are a format too.
+	formats = append(formats, backfillFormat{"JSON lines, a file per stream", perStream, perStream, ""})
+	for _, f := range formats {
+		t.Run("S3, "+f.name, func(t *testing.T) {
+			prefix, _ := s3Key(f.files[0])
+			for _, file := range f.files {
+				p, key := s3Key(file)
+				if p != prefix {
+					t.Fatalf("%s under %s, not %s with the format's other files", file, p, prefix)
+				}
+				put(t, key, file)
 			}
-		}
-		put("eks/aws-logs-write-test", []byte("Permission Check Successful"))
-		for _, stream := range []string{fixtureStreamA, fixtureStreamB} {
-			path := backfillDir + "/export/" + fixtureTask + "/" + stream + "/000000.gz"
-			b, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
+			if prefix == "export/" {
+				// CloudWatch leaves it at the prefix when the task starts.
+				if _, err := store.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(prefix + "aws-logs-write-test"),
+					Body: strings.NewReader("Permission Check Successful")}); err != nil {
+					t.Fatal(err)
+				}
 			}
-			put("eks/"+fixtureTask+"/"+stream+"/000000.gz", b)
-		}
-		got, gotCounts := replayFindings(t, "", "s3://"+bucket+"/eks/")
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("findings differ from the JSON-lines replay (-want +got):\n%s", diff)
-		}
-		if gotCounts != wantCounts {
-			t.Errorf("summary counts %q, want %q", gotCounts, wantCounts)
-		}
+			replayLike(t, f.like, f.logGroup, "s3://"+bucket+"/"+prefix)
+		})
+	}
+
+	// Formats side by side under one prefix, each holding a stream of its
+	// own, so that each event is read once. Not the whole bucket: it holds
+	// every event once per format, and as the formats differ in event ids
+	// and log group, no JSON-lines replay gives its findings.
+	t.Run("S3, a prefix of several formats", func(t *testing.T) {
+		put(t, "mixed/"+fixtureTask+"/"+fixtureStreamA+"/000000.gz", backfillDir+"/export/"+fixtureTask+"/"+fixtureStreamA+"/000000.gz")
+		put(t, "mixed/"+fixtureStreamB+".json", backfillDir+"/get-log-events/"+fixtureStreamB+".json")
+		replayLike(t, perStream, "", "s3://"+bucket+"/mixed/")
 	})
+}
+
+// s3Key returns where a testdata/backfill file goes in the bucket: its
+// format's prefix, and its key, as AWS lays it out. create-export-task
+// writes <prefix>/<task>/<stream>/000000.gz, as testdata does; Firehose
+// <prefix>YYYY/MM/dd/HH/<stream>-<version>-<time>-<uuid>, in UTC, with .gz
+// when it compresses (here a minute after the fixtures' last event); the
+// CLI's output and JSON lines go up as they are.
+func s3Key(file string) (prefix, key string) {
+	rel := strings.TrimPrefix(file, backfillDir+"/")
+	dir, name, nested := strings.Cut(rel, "/")
+	switch {
+	case dir == "export":
+		return "export/", rel
+	case dir == "firehose":
+		key = rel + "/2026/11/28/10/anonwatch-archive-1-2026-11-28-10-26-03-7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+		if strings.HasSuffix(name, ".gz") {
+			key += ".gz"
+		}
+		return rel + "/", key
+	case nested:
+		return dir + "/", rel
+	default:
+		base, _, _ := strings.Cut(rel, ".")
+		return base + "/", base + "/" + rel
+	}
 }

@@ -7,42 +7,20 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
+	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/logsource"
 )
-
-// clients returns clients of the moto server that scripts/test.sh starts
-// (ANONWATCH_TEST_MOTO), configured as the CLI configures them: through
-// the SDK's standard configuration and its per-service endpoint variables.
-func clients(t *testing.T) (*cloudwatchlogs.Client, *s3.Client) {
-	t.Helper()
-	url := os.Getenv("ANONWATCH_TEST_MOTO")
-	if url == "" {
-		t.Skip("ANONWATCH_TEST_MOTO is not set: moto 5.2.1 is missing (scripts/moto.sh check says why)")
-	}
-	t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", url)
-	t.Setenv("AWS_ENDPOINT_URL_S3", url)
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("eu-west-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("testing", "testing", "")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return logsource.NewClients(cfg)
-}
 
 // TestLogGroup puts events into two streams of a log group, some outside
 // the time range and some without the pattern's term, and reads them back
@@ -51,7 +29,7 @@ func clients(t *testing.T) (*cloudwatchlogs.Client, *s3.Client) {
 // may apply the pattern or not (moto applies only some): nothing depends
 // on it.
 func TestLogGroup(t *testing.T) {
-	logs, _ := clients(t)
+	logs, _ := logsource.NewClients(emu.Moto(t))
 	ctx := context.Background()
 	group := fmt.Sprintf("/aws/eks/hist-%d/cluster", time.Now().UnixNano())
 	if _, err := logs.CreateLogGroup(ctx, &cloudwatchlogs.CreateLogGroupInput{LogGroupName: aws.String(group)}); err != nil {
@@ -119,11 +97,10 @@ func TestLogGroup(t *testing.T) {
 // TestPrefix lists and streams the objects under a prefix, skipping the
 // console's folder marker and CloudWatch's write-test object.
 func TestPrefix(t *testing.T) {
-	_, store := clients(t)
+	_, store := logsource.NewClients(emu.Moto(t))
 	ctx := context.Background()
 	bucket := fmt.Sprintf("anonwatch-hist-%d", time.Now().UnixNano())
-	if _, err := store.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket),
-		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraintEuWest1}}); err != nil {
+	if _, err := store.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
 	objects := map[string]string{

@@ -2,8 +2,9 @@
 // anonwatch's functions against local stand-ins for AWS: building a
 // bootstrap as it is deployed, the environment a function gets under the
 // Lambda Runtime Interface Emulator (package rie), DynamoDB on dynalite, SNS
-// and SQS on goaws, and starting private dynalite and goaws processes that a
-// test may kill and restart.
+// and SQS on goaws, CloudWatch Logs and S3 on moto for replay's sources, and
+// starting private dynalite and goaws processes that a test may kill and
+// restart.
 //
 // It is an ordinary package, without build tags, so that it compiles and is
 // vetted with the rest of the module, but only tests import it: nothing in it
