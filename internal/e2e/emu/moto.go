@@ -28,6 +28,9 @@ func Moto(t testing.TB) aws.Config {
 			t.Setenv(k, v)
 		}
 	}
+	// A developer's own profile or session must not reach moto.
+	t.Setenv("AWS_PROFILE", "")
+	t.Setenv("AWS_SESSION_TOKEN", "")
 	cfg, err := config.LoadDefaultConfig(context.Background())
 	if err != nil {
 		t.Fatal(err)
