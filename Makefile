@@ -12,7 +12,7 @@ LAMBDA_ARCH ?= arm64
 
 EVENT_GROUP := /aws/eks/demo/cluster
 EVENT_SRC   := $(wildcard events/src/*.jsonl)
-EVENTS      := $(patsubst events/src/%.jsonl,events/%.json,$(EVENT_SRC)) events/control-message.json
+EVENT_FILES := $(patsubst events/src/%.jsonl,events/%.json,$(EVENT_SRC)) events/control-message.json
 
 .PHONY: help
 help: ## list targets
@@ -46,7 +46,7 @@ lint: tools ## gofmt, go vet, staticcheck
 	$(BIN)/staticcheck ./...
 
 .PHONY: events
-events: $(EVENTS) ## regenerate events/*.json from events/src/*.jsonl
+events: $(EVENT_FILES) ## regenerate events/*.json from events/src/*.jsonl
 
 events/%.json: events/src/%.jsonl cmd/anonwatch/*.go internal/cwlogs/*.go
 	$(GO) run ./cmd/anonwatch envelope --log-group $(EVENT_GROUP) $< > $@

@@ -54,6 +54,11 @@ func expandInputs(args []string) ([]string, error) {
 				found = append(found, filepath.Join(a, e.Name()))
 			}
 		}
+		if len(found) == 0 {
+			// An export synced whole is folders of folders: say so rather
+			// than replay nothing and exit 0.
+			return nil, fmt.Errorf("%s: no .json, .jsonl or .gz file directly inside; subfolders are not read, so name their files (an export: %s)", a, filepath.Join(a, "*", "*", "*.gz"))
+		}
 		sort.Strings(found)
 		out = append(out, found...)
 	}

@@ -716,16 +716,12 @@ func (d *Detector) AggregateContext(ctx context.Context, b *cwlogs.Batch) ([]Agg
 	return d.aggregateBatch(ctx, b, true, time.Time{})
 }
 
-// aggregate is Aggregate for Process, without Aggregate.Values: the
-// function keeps only the buckets' display values, cut to StoredValueLen,
-// so a delivery of long request URIs costs it little memory. ctx carries
-// the request id into its log lines.
-func (d *Detector) aggregate(ctx context.Context, b *cwlogs.Batch) ([]Aggregate, Result) {
-	return d.aggregateBatch(ctx, b, false, time.Time{})
-}
-
-// aggregateBatch is Aggregate; report keeps Aggregate.Values. Unless until
-// is zero, the events from until on are left out (Config.Fence).
+// aggregateBatch is Aggregate; report keeps Aggregate.Values. Process
+// (through Prepare) does without them: the function keeps only the
+// buckets' display values, cut to StoredValueLen, so a delivery of long
+// request URIs costs it little memory. ctx carries the request id into its
+// log lines. Unless until is zero, the events from until on are left out
+// (Config.Fence).
 func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report bool, until time.Time) ([]Aggregate, Result) {
 	res := Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}
 	if b.MessageType == cwlogs.ControlMessage {
