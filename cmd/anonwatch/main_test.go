@@ -145,9 +145,9 @@ func TestInputFormats(t *testing.T) {
 		if err := os.WriteFile(p, files[name], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		// The JSON-lines input has no log group: name the cluster so
-		// all formats agree.
-		code, out, stderr := runCLI(t, "", "replay", "--cluster", "local", p)
+		// The JSON-lines input has no log group or owner: name the
+		// cluster and account so all formats agree.
+		code, out, stderr := runCLI(t, "", "replay", "--cluster", "local", "--account", b.Owner, p)
 		if code != exitOK {
 			t.Fatalf("%s: exit %d: %s", name, code, stderr)
 		}
@@ -163,7 +163,7 @@ func TestInputFormats(t *testing.T) {
 		}
 	}
 	// The same input from stdin.
-	code, out, _ := runCLI(t, string(lines), "replay", "-")
+	code, out, _ := runCLI(t, string(lines), "replay", "--account", b.Owner, "-")
 	if code != exitOK || normalizeIDs(out) != want {
 		t.Errorf("stdin: exit %d, findings differ", code)
 	}

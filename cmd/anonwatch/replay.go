@@ -58,6 +58,9 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	start := fs.String("start", "", "with --log-group: the first event time to read, RFC 3339 or a date (default: 24 hours before --end)")
 	end := fs.String("end", "", "with --log-group: the time to read up to, not included, RFC 3339 or a date (default: now)")
 	pattern := fs.String("pattern", "", "with --log-group: the filter pattern the server applies (default: a text-term pattern of the rules' pre-filter strings, as the template deploys; the detector judges every event it gets either way)")
+	account := fs.String("account", "", "the AWS account of input that does not name it (every format but subscription events and payloads, which carry their owner); findings name it")
+	region := fs.String("region", "", "the AWS region of the input (no format names it); findings name it")
+	qualify := fs.Bool("qualify", false, "keep apart clusters of one name in different accounts and regions, as an organization stack's detector does (QUALIFY_CLUSTERS); needed to replay into that stack's --table")
 	maxPayload := fs.Int64("max-payload", cwlogs.DefaultLimits.MaxDecompressed>>20, "MiB of log lines one delivery may keep (the function's bound): lines past it are cut to their first 8 KiB and reported as damaged; raise it to replay such a delivery whole")
 	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "inputs read and batches decoded at once, by default one per core Go may use; state, findings and the report still take batches one at a time in input order, so the output is the same for any number")
 	fs.Usage = func() {
@@ -195,6 +198,7 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		// Held findings merged in order: a digest samples the same
 		// sources every run, and from a table as from memory.
 		HoldWorkers: 1,
+		Qualify:     *qualify,
 	}
 	if fence != nil {
 		cfg.Fence = fence.fence
@@ -246,6 +250,12 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			})
 		},
 		prepare: func(pctx context.Context, b *cwlogs.Batch) replayed {
+			if b.Owner == "" {
+				b.Owner = *account
+			}
+			if b.Region == "" {
+				b.Region = *region
+			}
 			if rep != nil {
 				aggs, res := det.AggregateContext(pctx, b)
 				return replayed{aggs: aggs, res: res}

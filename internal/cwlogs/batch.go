@@ -11,9 +11,13 @@ const (
 // Batch is one decoded subscription payload.
 type Batch struct {
 	MessageType string
-	Owner       string
-	LogGroup    string
-	LogStream   string
+	// Owner is the AWS account of the log group, as the payload says.
+	Owner string
+	// Region is the log group's region. The payload does not say it: the
+	// handler sets it from the Kinesis record or the function's own.
+	Region    string
+	LogGroup  string
+	LogStream string
 	// Cluster is the EKS cluster name taken from a log group of the form
 	// /aws/eks/<cluster>/cluster, or the log group as it stands.
 	Cluster string

@@ -52,18 +52,24 @@ func BatchID(b *cwlogs.Batch) string {
 // table item is readable; the hash covers every group value. A sweep's key
 // has "*" where the address goes, which no address can spell.
 func GroupKey(rule string, g *Group) string {
+	sc := Scope{g.Account, g.Region}
 	if g.Sweep {
-		h := sha256.Sum256([]byte("sweep\x00" + g.ClusterName))
+		h := sha256.Sum256([]byte("sweep\x00" + g.ClusterName + sc.suffix()))
 		return rule + "#*#" + hex.EncodeToString(h[:8])
 	}
-	return groupKey(rule, g.SrcIP, g.SrcNet, g.ClusterName, g.User, strings.Join(g.Groups, ","), g.UserAgent)
+	return groupKey(rule, g.SrcIP, g.SrcNet, g.ClusterName, sc, g.User, strings.Join(g.Groups, ","), g.UserAgent)
 }
 
-func groupKey(rule, src, net, cluster, user, groups, agent string) string {
+func groupKey(rule, src, net, cluster string, sc Scope, user, groups, agent string) string {
 	h := sha256.New()
 	for _, s := range []string{src, cluster, user, groups, agent} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
+	}
+	if !sc.IsZero() {
+		// Only another account's or region's cluster hashes it, so the
+		// keys of a single-account deployment stay what they were.
+		h.Write([]byte("scope" + sc.suffix()))
 	}
 	lead := src
 	if net != "" {
@@ -128,6 +134,7 @@ func DistinctHash(v string) string {
 // aggregator builds the aggregates of one batch.
 type aggregator struct {
 	cluster string
+	scope   Scope
 	max     int // groups a rule opens per batch; <= 0: no bound
 	groups  map[groupID]*aggBuilder
 	open    map[*rules.Rule]int
@@ -154,9 +161,10 @@ type aggregator struct {
 // setEvent prepares for adding ev to the rules it matches.
 func (a *aggregator) setEvent(ev *audit.Event) { a.request = requestIdentity(ev) }
 
-func newAggregator(cluster string, max int, report bool) *aggregator {
+func newAggregator(cluster string, scope Scope, max int, report bool) *aggregator {
 	return &aggregator{
 		cluster: cluster,
+		scope:   scope,
 		max:     max,
 		report:  report,
 		groups:  make(map[groupID]*aggBuilder),
@@ -169,9 +177,10 @@ func newAggregator(cluster string, max int, report bool) *aggregator {
 type groupID struct {
 	rule                                   *rules.Rule
 	src, net, cluster, user, groups, agent string
+	scope                                  Scope // with cluster
 }
 
-func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string) groupID {
+func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string, scope Scope) groupID {
 	id := groupID{rule: r}
 	for _, f := range r.GroupBy {
 		switch f {
@@ -180,7 +189,7 @@ func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string) groupID {
 		case rules.FieldSrcNet:
 			id.net = r.Value(f, ev, cluster)
 		case rules.FieldClusterName:
-			id.cluster = cluster
+			id.cluster, id.scope = cluster, scope
 		case rules.FieldUser:
 			id.user = ev.User.Username
 		case rules.FieldGroups:
@@ -194,7 +203,7 @@ func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string) groupID {
 
 // key is GroupKey of the group id stands for.
 func (id groupID) key() string {
-	return groupKey(id.rule.ID, id.src, id.net, id.cluster, id.user, id.groups, id.agent)
+	return groupKey(id.rule.ID, id.src, id.net, id.cluster, id.scope, id.user, id.groups, id.agent)
 }
 
 type aggBuilder struct {
@@ -248,7 +257,7 @@ func newBuilder(r *rules.Rule, g Group, report bool) *aggBuilder {
 // in the batch, a request of a new group is only counted, and choose
 // decides which groups r tracks.
 func (a *aggregator) add(r *rules.Rule, marks []int, ev *audit.Event) {
-	id := groupIDOf(r, ev, a.cluster)
+	id := groupIDOf(r, ev, a.cluster, a.scope)
 	for _, m := range marks {
 		if m >= 0 && m < len(r.Escalate) && r.Escalate[m].Severity > a.escalated[id] {
 			if a.escalated == nil {
@@ -347,7 +356,7 @@ func (a *aggregator) readd(r *rules.Rule, marks []int, ev *audit.Event) {
 	if !ok {
 		return
 	}
-	id := groupIDOf(r, ev, a.cluster)
+	id := groupIDOf(r, ev, a.cluster, a.scope)
 	var ab *aggBuilder
 	if keep[id] {
 		if ab = a.groups[id]; ab == nil {
@@ -355,7 +364,7 @@ func (a *aggregator) readd(r *rules.Rule, marks []int, ev *audit.Event) {
 			a.groups[id] = ab
 		}
 	} else if ab = a.sweeps[r]; ab == nil {
-		ab = newBuilder(r, Group{ClusterName: a.cluster, Sweep: true}, a.report)
+		ab = newBuilder(r, Group{ClusterName: a.cluster, Account: a.scope.Account, Region: a.scope.Region, Sweep: true}, a.report)
 		ab.agg.Sources = a.swept[r]
 		a.sweeps[r] = ab
 	}
@@ -455,7 +464,7 @@ func addValue(m map[string]*valueSet, field, v string, max int) {
 // ev (sorted), not split from id's joined form, since a group name may hold
 // a comma.
 func (id groupID) group(ev *audit.Event) Group {
-	g := Group{SrcIP: id.src, SrcNet: id.net, ClusterName: id.cluster, User: id.user, UserAgent: id.agent}
+	g := Group{SrcIP: id.src, SrcNet: id.net, ClusterName: id.cluster, Account: id.scope.Account, Region: id.scope.Region, User: id.user, UserAgent: id.agent}
 	if id.groups != "" {
 		g.Groups = append([]string(nil), ev.User.Groups...)
 		sort.Strings(g.Groups)
@@ -728,7 +737,7 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 		res.Control = true
 		return nil, res
 	}
-	agg := newAggregator(b.Cluster, d.maxGroups, report)
+	agg := newAggregator(b.Cluster, d.scopeOf(b), d.maxGroups, report)
 	var matched []int // events some rule matched, for a second pass
 	seen := make(map[string]struct{}, len(b.Events))
 	logged := make(map[string]int)

@@ -86,7 +86,7 @@ func (d *Detector) hold(ctx context.Context, held []due, b batchInfo, res *Resul
 	d.parallel(len(held), func(i int) {
 		du := &held[i]
 		r := d.byID[du.finding.Rule]
-		a := heldAggregate(r, du, b.cluster)
+		a := heldAggregate(r, du, b)
 		ws, err := d.state.Apply(ctx, "held:"+du.finding.ID, []Aggregate{a})
 		if err == nil {
 			// On record, though not sent: the digest only
@@ -191,15 +191,20 @@ func (d *Detector) sendDigest(ctx context.Context, k digestOf, w *Window, b batc
 	return nil
 }
 
-// batchInfo is what hold needs of the batch.
+// batchInfo is what Commit needs of the batch.
 type batchInfo struct {
 	id, cluster, logGroup string
+	scope                 Scope // the clusters are kept apart by (Detector.scopeOf)
+	shown                 Scope // findings name: the batch's owner and region
 }
+
+// ref is ClusterRef of the batch's cluster.
+func (b *batchInfo) ref() string { return ClusterRef(b.cluster, b.scope) }
 
 // heldAggregate is what one held finding adds to its digest: one request
 // (the finding) in the bucket at the budget period's start, and its
 // sources and networks (the rule's) counted and sampled.
-func heldAggregate(r *rules.Rule, du *due, cluster string) Aggregate {
+func heldAggregate(r *rules.Rule, du *due, b batchInfo) Aggregate {
 	f := du.finding
 	period := PeriodStart(du.at, r.Budget.Period)
 	bk := Bucket{Start: period, Count: 1, First: period, Last: period}
@@ -222,8 +227,8 @@ func heldAggregate(r *rules.Rule, du *due, cluster string) Aggregate {
 	}
 	return Aggregate{
 		Rule:      r.ID,
-		Key:       DigestKey(r.ID, cluster, du.claim.Severity),
-		Group:     Group{ClusterName: cluster},
+		Key:       DigestKey(r.ID, b.ref(), du.claim.Severity),
+		Group:     Group{ClusterName: b.cluster, Account: b.scope.Account, Region: b.scope.Region},
 		Window:    r.Budget.Period,
 		Count:     1,
 		FirstSeen: period,
@@ -287,8 +292,8 @@ func (d *Detector) digest(k digestOf, w *Window, b batchInfo) (*Finding, Claim) 
 			bk = w.Buckets[i]
 		}
 	}
-	key := DigestKey(r.ID, b.cluster, sev)
-	f := ruleFinding(r, sev, b.cluster)
+	key := DigestKey(r.ID, b.ref(), sev)
+	f := ruleFinding(r, sev, b.cluster, b.shown)
 	f.LogGroup = b.logGroup
 	f.Count = held
 	f.Window = formatDuration(r.Budget.Period)

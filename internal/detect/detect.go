@@ -38,16 +38,38 @@ type Group struct {
 	SrcIP string `json:"src_ip,omitempty"`
 	// SrcNet is the network of the source (rules.FieldSrcNet), for a rule
 	// that groups by it.
-	SrcNet      string   `json:"src_net,omitempty"`
-	ClusterName string   `json:"cluster_name,omitempty"`
-	User        string   `json:"user,omitempty"`
-	Groups      []string `json:"groups,omitempty"`
-	UserAgent   string   `json:"user_agent,omitempty"`
+	SrcNet      string `json:"src_net,omitempty"`
+	ClusterName string `json:"cluster_name,omitempty"`
+	// Account and Region are the cluster's, set beside ClusterName when
+	// they are not the deployment's own (Config.Home): an organization's
+	// detector keeps the clusters of one name in two accounts apart.
+	Account   string   `json:"account,omitempty"`
+	Region    string   `json:"region,omitempty"`
+	User      string   `json:"user,omitempty"`
+	Groups    []string `json:"groups,omitempty"`
+	UserAgent string   `json:"user_agent,omitempty"`
 	// Sweep marks the group that holds, together, the requests of every
 	// group beyond the MaxGroups a rule tracks one by one in a batch: a
 	// sweep from more sources than a batch can afford to count apart.
 	// Only ClusterName is set beside it.
 	Sweep bool `json:"sweep,omitempty"`
+}
+
+// Scope is the AWS account and region a cluster is in. The zero Scope is
+// the deployment's own (Config.Home), whose state keys are those of a
+// single-account deployment.
+type Scope struct{ Account, Region string }
+
+// IsZero reports whether s is the deployment's own.
+func (s Scope) IsZero() bool { return s == Scope{} }
+
+// suffix is what s adds to the hashed identity of a cluster: nothing for the
+// deployment's own.
+func (s Scope) suffix() string {
+	if s.IsZero() {
+		return ""
+	}
+	return "\x00" + s.Account + "/" + s.Region
 }
 
 // Aggregate is what one batch contributed to one (rule, group).

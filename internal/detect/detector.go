@@ -61,6 +61,15 @@ type Config struct {
 	// never fenced: its batch id is the function's, so state already
 	// counts it once.
 	Fence func(ctx context.Context, cluster string) (time.Time, error)
+	// Qualify keeps apart the clusters of one name in different accounts
+	// or regions (cwlogs.Batch.Owner and Region), as an organization's
+	// detector must: their state keys, finding ids, budgets and live marks
+	// then carry the account and region (Group.Account, Group.Region;
+	// ClusterRef). Without it, as in a single-account deployment, which
+	// only ever sees its own clusters, keys are those of the cluster name
+	// alone, as they always were. Findings name the account and region
+	// whenever the batch does, either way.
+	Qualify bool
 }
 
 // DefaultMaxGroups bounds the work a batch costs. Each group costs state
@@ -87,6 +96,7 @@ type Detector struct {
 	held        func(context.Context, *Finding)
 	holdWorkers int
 	fence       func(context.Context, string) (time.Time, error)
+	qualify     bool
 	live        LiveMarks // nil unless Config.MarkLive
 
 	mu     sync.Mutex
@@ -109,6 +119,7 @@ func New(cfg Config) (*Detector, error) {
 		held:        cfg.Held,
 		holdWorkers: cfg.HoldWorkers,
 		fence:       cfg.Fence,
+		qualify:     cfg.Qualify,
 	}
 	if cfg.MarkLive {
 		lm, ok := cfg.State.(LiveMarks)
@@ -147,11 +158,11 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 
 // Prepared is a batch that Prepare read and aggregated, for Commit.
 type Prepared struct {
-	aggs              []Aggregate
-	res               Result
-	cluster, logGroup string
-	first             int64 // the batch's earliest log event time, Unix ms
-	err               error // Prepare's, returned by Commit
+	aggs  []Aggregate
+	res   Result
+	info  batchInfo
+	first int64 // the batch's earliest log event time, Unix ms
+	err   error // Prepare's, returned by Commit
 }
 
 // Prepare is the part of Process that needs neither State nor Publisher:
@@ -162,14 +173,35 @@ type Prepared struct {
 // those of batches prepared at the same time included.
 func (d *Detector) Prepare(ctx context.Context, b *cwlogs.Batch) *Prepared {
 	var until time.Time
+	scope := d.scopeOf(b)
+	ref := ClusterRef(b.Cluster, scope)
 	if d.fence != nil && b.Gathered && b.MessageType != cwlogs.ControlMessage {
 		var err error
-		if until, err = d.fence(ctx, b.Cluster); err != nil {
-			return &Prepared{err: fmt.Errorf("read where the function began counting cluster %s: %w", b.Cluster, err), res: Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}}
+		if until, err = d.fence(ctx, ref); err != nil {
+			return &Prepared{err: fmt.Errorf("read where the function began counting cluster %s: %w", ref, err), res: Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}}
 		}
 	}
 	aggs, res := d.aggregateBatch(ctx, b, false, until)
-	return &Prepared{aggs: aggs, res: res, cluster: b.Cluster, logGroup: b.LogGroup, first: firstTimestamp(b)}
+	return &Prepared{aggs: aggs, res: res, info: batchInfo{id: res.Batch, cluster: b.Cluster, logGroup: b.LogGroup, scope: scope, shown: Scope{b.Owner, b.Region}}, first: firstTimestamp(b)}
+}
+
+// scopeOf returns the scope b's clusters are kept apart by: its account
+// and region with Config.Qualify, none without.
+func (d *Detector) scopeOf(b *cwlogs.Batch) Scope {
+	if !d.qualify {
+		return Scope{}
+	}
+	return Scope{b.Owner, b.Region}
+}
+
+// ClusterRef names cluster in scope where a printable name is needed (a
+// live mark, a log line): the cluster name alone for the zero scope, else
+// "name@account/region". No cluster or log group name holds "@".
+func ClusterRef(cluster string, scope Scope) string {
+	if scope.IsZero() {
+		return cluster
+	}
+	return cluster + "@" + scope.Account + "/" + scope.Region
 }
 
 // firstTimestamp returns the earliest log event time of b, Unix ms; 0 when
@@ -222,7 +254,7 @@ func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 	// Once its buckets are in: a backfill then leaves the batch's events
 	// alone, whether or not they made any.
 	if d.live != nil && !res.Control {
-		if err := d.markLive(ctx, p.cluster, p.first); err != nil {
+		if err := d.markLive(ctx, p.info.ref(), p.first); err != nil {
 			return res, err
 		}
 	}
@@ -231,7 +263,7 @@ func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 	}
 	var dues []due
 	for i := range aggs {
-		dues = append(dues, d.evaluate(&aggs[i], &wins[i], res.Batch, p.logGroup)...)
+		dues = append(dues, d.evaluate(&aggs[i], &wins[i], &p.info)...)
 	}
 	// The most severe first: when a budget runs out in this batch, the
 	// findings it holds back are the least severe.
@@ -254,7 +286,7 @@ func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 		}
 		du.finding = du.build()
 		f := du.finding
-		if ok, err := d.spend(ctx, &du, g, p.cluster); err != nil {
+		if ok, err := d.spend(ctx, &du, g, p.info.ref()); err != nil {
 			errs = append(errs, err)
 			continue
 		} else if !ok {
@@ -272,7 +304,7 @@ func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 		res.Published++
 	}
 	if len(held) > 0 {
-		errs = append(errs, d.hold(ctx, held, batchInfo{res.Batch, p.cluster, p.logGroup}, &res)...)
+		errs = append(errs, d.hold(ctx, held, p.info, &res)...)
 	}
 	return res, errors.Join(errs...)
 }
@@ -422,7 +454,7 @@ type due struct {
 // keeps the window of the highest severity (the earliest of those), which
 // is the finding in-order processing would have sent last in that period.
 // The result is ordered by period.
-func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []due {
+func (d *Detector) evaluate(a *Aggregate, w *Window, b *batchInfo) []due {
 	r := d.byID[a.Rule]
 	if r == nil || len(a.Buckets) == 0 {
 		return nil
@@ -475,8 +507,8 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []d
 		id := hex.EncodeToString(sum[:12])
 		build := func() *Finding {
 			s := stats(w, at, th.Window)
-			f := d.finding(r, a, w, &s, at, bst.sev, bst.why)
-			f.LogGroup = logGroup
+			f := d.finding(r, a, w, &s, at, bst.sev, bst.why, b.shown)
+			f.LogGroup = b.logGroup
 			f.ID = id
 			return f
 		}
@@ -485,16 +517,16 @@ func (d *Detector) evaluate(a *Aggregate, w *Window, batch, logGroup string) []d
 			Period:    period,
 			PeriodEnd: period.Add(r.Suppress),
 			FindingID: id,
-			Batch:     batch,
+			Batch:     b.id,
 			Severity:  bst.sev,
 		}})
 	}
 	return out
 }
 
-// ruleFinding starts a finding of r at sev on cluster: what every finding
-// of the rule says.
-func ruleFinding(r *rules.Rule, sev rules.Severity, cluster string) *Finding {
+// ruleFinding starts a finding of r at sev on cluster, in the account and
+// region of shown: what every finding of the rule says.
+func ruleFinding(r *rules.Rule, sev rules.Severity, cluster string, shown Scope) *Finding {
 	return &Finding{
 		Rule:        r.ID,
 		Title:       r.Title,
@@ -502,11 +534,13 @@ func ruleFinding(r *rules.Rule, sev rules.Severity, cluster string) *Finding {
 		Severity:    sev.String(),
 		MITRE:       r.MITRE,
 		ClusterName: cluster,
+		Account:     shown.Account,
+		Region:      shown.Region,
 	}
 }
 
-func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStats, at time.Time, sev rules.Severity, why []string) *Finding {
-	f := ruleFinding(r, sev, a.Group.ClusterName)
+func (d *Detector) finding(r *rules.Rule, a *Aggregate, w *Window, s *windowStats, at time.Time, sev rules.Severity, why []string, shown Scope) *Finding {
+	f := ruleFinding(r, sev, a.Group.ClusterName, shown)
 	f.SrcIP, f.SrcNet = a.Group.SrcIP, a.Group.SrcNet
 	f.User, f.Groups, f.UserAgent = a.Group.User, a.Group.Groups, a.Group.UserAgent
 	f.Sweep = a.Group.Sweep

@@ -27,7 +27,12 @@ type Finding struct {
 	Severity    string   `json:"severity"`
 	MITRE       []string `json:"mitre,omitempty"`
 	ClusterName string   `json:"cluster_name"`
-	LogGroup    string   `json:"log_group,omitempty"`
+	// Account and Region are the AWS account (the subscription payload's
+	// owner) and region of the cluster's log group, when known: two
+	// clusters of one name in two accounts are two clusters.
+	Account  string `json:"account,omitempty"`
+	Region   string `json:"region,omitempty"`
+	LogGroup string `json:"log_group,omitempty"`
 	// Sweep reports that the finding covers, together, the sources beyond
 	// the groups a batch tracks one by one (detect.Config.MaxGroups): no
 	// SrcIP, and Distinct["src_ip"] counts the addresses.

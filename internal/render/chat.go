@@ -273,6 +273,12 @@ func additionalContext(v view) map[string]string {
 		"cluster":   v.cluster,
 		"count":     fmt.Sprint(v.f.Count),
 	}
+	if v.account != "" {
+		m["account"] = v.account
+	}
+	if v.region != "" {
+		m["region"] = v.region
+	}
 	if v.ip != "" {
 		m["srcIp"] = v.ip
 		m["ipClass"] = v.ipClass

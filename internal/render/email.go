@@ -105,11 +105,16 @@ func emailBody(v view, c caps) string {
 		{"Severity", v.severity},
 		{"Rule", v.rule},
 		{"Cluster", v.cluster},
+	}
+	if v.where != "" {
+		rows = append(rows, [2]string{"Account", v.where})
+	}
+	rows = append(rows, [][2]string{
 		{"Source", source},
 		{v.countLabel(), fmt.Sprintf("%d in %s", f.Count, v.window())},
 		{"First seen", stamp(f.FirstSeen)},
 		{"Last seen", stamp(f.LastSeen)},
-	}
+	}...)
 	if f.User != "" {
 		u := quoted(f.User, c.runes)
 		if len(f.Groups) > 0 {

@@ -35,9 +35,32 @@ type view struct {
 	// for any other finding. note says how they were counted, and tag
 	// names the kind in a word.
 	sweep, note, tag string
+	// where is the cluster's account and region, "111122223333,
+	// eu-west-1", as far as the finding names them; "" when it names
+	// neither.
+	where           string
+	account, region string
 }
 
 const unknownCluster = "CLUSTER"
+
+// regionFlag is " --region REGION" for a command about the cluster, when
+// the finding names its region.
+func (v *view) regionFlag() string {
+	if v.region == "" {
+		return ""
+	}
+	return " --region " + v.region
+}
+
+// whereSuffix is the account and region for a line that names the cluster:
+// " (111122223333, eu-west-1)", or "".
+func (v *view) whereSuffix() string {
+	if v.where == "" {
+		return ""
+	}
+	return " (" + v.where + ")"
+}
 
 func newView(f *finding.Finding) view {
 	v := view{
@@ -58,6 +81,14 @@ func newView(f *finding.Finding) view {
 	if v.id == "" {
 		v.id = "unknown"
 	}
+	v.account, v.region = token(f.Account, 32, idByte), token(f.Region, 32, idByte)
+	var where []string
+	for _, s := range []string{v.account, v.region} {
+		if s != "" {
+			where = append(where, s)
+		}
+	}
+	v.where = strings.Join(where, ", ")
 	v.title = line(f.Title, 120)
 	if v.title == "" {
 		v.title = v.rule
@@ -354,7 +385,7 @@ func (v view) steps() []step {
 		},
 		{
 			text: "Limit who can reach the public API endpoint to the ranges your people and CI use (replace ADMIN_CIDR; keep private access on so nodes still reach the API server)",
-			command: "aws eks update-cluster-config --name " + v.cluster +
+			command: "aws eks update-cluster-config --name " + v.cluster + v.regionFlag() +
 				` --resources-vpc-config endpointPublicAccess=true,publicAccessCidrs="ADMIN_CIDR",endpointPrivateAccess=true`,
 		},
 	}

@@ -249,6 +249,8 @@ func bounded(f *finding.Finding, c caps) *finding.Finding {
 	g.Severity = str(f.Severity, maxIDLen)
 	g.MITRE = strs(f.MITRE, maxMITRE, maxMITRELen)
 	g.ClusterName = str(f.ClusterName, maxIDLen)
+	g.Account = str(f.Account, maxIDLen)
+	g.Region = str(f.Region, maxIDLen)
 	g.LogGroup = str(f.LogGroup, maxIDLen)
 	g.SrcIP = str(f.SrcIP, maxIDLen)
 	g.SrcNet = str(f.SrcNet, maxIDLen)

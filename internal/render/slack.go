@@ -86,7 +86,7 @@ func slackBlocks(v view, c caps) ([]byte, error) {
 	fields := []slackText{
 		mrkdwn("*Severity*\n" + severityEmoji(v.severity) + " " + v.severity),
 		mrkdwn("*Rule*\n" + cmd(v.rule)),
-		mrkdwn("*Cluster*\n" + cmd(v.cluster)),
+		mrkdwn("*Cluster*\n" + cmd(v.cluster) + v.whereSuffix()),
 		mrkdwn("*Source address*\n" + source),
 		mrkdwn(fmt.Sprintf("*%s*\n%d in %s", v.countLabel(), f.Count, mdEscaper.Replace(v.window()))),
 		mrkdwn("*First seen*\n" + stamp(f.FirstSeen)),
