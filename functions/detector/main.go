@@ -8,6 +8,14 @@
 //	TOPIC_ARN    SNS topic for findings (required)
 //	RULES_FILE   rule file to use instead of the embedded rules (optional;
 //	             a relative path is taken from the function's directory)
+//	QUALIFY_CLUSTERS
+//	             "true" in an organization's detector: clusters of one name
+//	             in different accounts or regions are kept apart
+//	             (detect.Config.Qualify); default false, a single-account
+//	             deployment's keys
+//
+// It takes a CloudWatch Logs subscription event or a Kinesis event of a
+// CloudWatch Logs destination's stream (handler.Event).
 //
 // GOMEMLIMIT, when set, replaces the soft memory limit the function
 // otherwise derives from its memory size (internal/memlimit).
@@ -24,6 +32,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -52,13 +61,20 @@ func main() {
 		log.Error("init failed", "error", err.Error())
 		os.Exit(1)
 	}
-	lambda.Start(h.Handle)
+	lambda.Start(h.Invoke)
 }
 
 func setup(ctx context.Context, log *slog.Logger) (*handler.Handler, error) {
 	table, topic := os.Getenv("TABLE_NAME"), os.Getenv("TOPIC_ARN")
 	if table == "" || topic == "" {
 		return nil, errors.New("TABLE_NAME and TOPIC_ARN must be set")
+	}
+	qualify := false
+	if v := os.Getenv("QUALIFY_CLUSTERS"); v != "" {
+		var err error
+		if qualify, err = strconv.ParseBool(v); err != nil {
+			return nil, fmt.Errorf("QUALIFY_CLUSTERS=%q: want true or false", v)
+		}
 	}
 	set, err := loadRules(os.Getenv("RULES_FILE"))
 	if err != nil {
@@ -72,7 +88,7 @@ func setup(ctx context.Context, log *slog.Logger) (*handler.Handler, error) {
 	pub := snspub.New(snspub.NewClient(cfg), topic)
 	// MarkLive: a backfill into the same table (anonwatch replay
 	// --table) then counts only what came before this function did.
-	det, err := detect.New(detect.Config{Rules: set, State: state, Publisher: pub, Logger: log, MarkLive: true})
+	det, err := detect.New(detect.Config{Rules: set, State: state, Publisher: pub, Logger: log, MarkLive: true, Qualify: qualify})
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +99,8 @@ func setup(ctx context.Context, log *slog.Logger) (*handler.Handler, error) {
 		Limits:        cwlogs.DefaultLimits,
 		Keep:          det.Keep,
 		Now:           time.Now,
+		Region:        cfg.Region,
+		EKSOnly:       true,
 		DynamoDBCalls: state.Calls,
 		SNSCalls:      pub.Calls,
 	}, nil

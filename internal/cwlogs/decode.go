@@ -167,7 +167,14 @@ func DecodeDataKeep(data string, lim Limits, keep func(escaped []byte) bool) (Ba
 	if err != nil {
 		return Batch{}, fmt.Errorf("%w: %v", ErrBase64, err)
 	}
-	gz := (*buf)[:n]
+	return DecodeGzipKeep((*buf)[:n], lim, keep)
+}
+
+// DecodeGzipKeep is DecodeDataKeep for a payload's gzip bytes as they
+// stand, as a Kinesis record of a CloudWatch Logs destination carries
+// them. The batch does not refer to gz.
+func DecodeGzipKeep(gz []byte, lim Limits, keep func(escaped []byte) bool) (Batch, error) {
+	lim = lim.orDefault()
 	if int64(len(gz)) > lim.MaxCompressed {
 		return Batch{}, fmt.Errorf("%w: %d compressed bytes, limit %d", ErrTooLarge, len(gz), lim.MaxCompressed)
 	}
@@ -373,14 +380,25 @@ func (t *tee) restart() (io.Reader, error) {
 // /aws/eks/<cluster>/cluster, and any other log group as it stands, so a
 // finding always names where its lines came from.
 func ClusterName(logGroup string) string {
+	if name, ok := clusterOf(logGroup); ok {
+		return name
+	}
+	return logGroup
+}
+
+// IsClusterLogGroup reports whether logGroup is an EKS cluster's control
+// plane log group, /aws/eks/<cluster>/cluster.
+func IsClusterLogGroup(logGroup string) bool {
+	_, ok := clusterOf(logGroup)
+	return ok
+}
+
+func clusterOf(logGroup string) (string, bool) {
 	name, ok := strings.CutPrefix(logGroup, "/aws/eks/")
 	if ok {
 		name, ok = strings.CutSuffix(name, "/cluster")
 	}
-	if !ok || name == "" || strings.Contains(name, "/") {
-		return logGroup
-	}
-	return name
+	return name, ok && name != "" && !strings.Contains(name, "/")
 }
 
 // readAll reads r to its end, or reports over as soon as it has read more

@@ -58,6 +58,14 @@ type Handler struct {
 	// nothing.
 	Keep func(escaped []byte) bool
 	Now  func() time.Time
+	// Region is the function's own (AWS_REGION): that of the log groups a
+	// subscription delivers. A Kinesis record names its own.
+	Region string
+	// EKSOnly makes the handler skip, as a whole, a batch from a log group
+	// that is not an EKS cluster's (/aws/eks/<name>/cluster): an account's
+	// subscription filter policy selects log groups by name, and can only
+	// exclude some.
+	EKSOnly bool
 	// DynamoDBCalls and SNSCalls, when set, return running totals of
 	// the adapters' API calls; the handler reports each invocation's share.
 	DynamoDBCalls, SNSCalls func() int64
@@ -68,7 +76,6 @@ type Handler struct {
 // Handle processes one subscription event.
 func (h *Handler) Handle(ctx context.Context, ev events.CloudwatchLogsEvent) error {
 	start := h.Now()
-	dynBefore, snsBefore := calls(h.DynamoDBCalls), calls(h.SNSCalls)
 	b, err := cwlogs.DecodeDataKeep(ev.AWSLogs.Data, h.Limits, h.Keep)
 	if err != nil {
 		err = &EnvelopeError{Err: err}
@@ -76,11 +83,22 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudwatchLogsEvent) err
 		h.emit(&detect.Result{}, "", 0, 0, h.Now().Sub(start), true)
 		return err
 	}
-	res, err := h.Processor.Process(ctx, &b)
+	// A subscription invokes the function in the log group's region.
+	b.Region = h.Region
+	return h.run(ctx, &b, start, "invocation failed")
+}
+
+// run processes a decoded batch, and logs and measures it; extra goes into
+// its log line. failed is the message of the line when it fails.
+func (h *Handler) run(ctx context.Context, b *cwlogs.Batch, start time.Time, failed string, extra ...any) error {
+	dynBefore, snsBefore := calls(h.DynamoDBCalls), calls(h.SNSCalls)
+	res, err := h.Processor.Process(ctx, b)
 	took := h.Now().Sub(start)
 	dyn, sns := calls(h.DynamoDBCalls)-dynBefore, calls(h.SNSCalls)-snsBefore
-	attrs := []any{
+	attrs := append([]any{
 		"cluster", b.Cluster,
+		"account", b.Owner,
+		"region", b.Region,
 		"log_group", b.LogGroup,
 		"log_stream", b.LogStream,
 		"batch", res.Batch,
@@ -101,14 +119,14 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudwatchLogsEvent) err
 		"dynamodb_calls", dyn,
 		"sns_calls", sns,
 		"duration_ms", float64(took.Microseconds()) / 1000,
-	}
+	}, extra...)
 	if res.EvalErrors > 0 {
 		attrs = append(attrs, "rule_eval_errors", res.EvalErrors)
 	}
 	h.emit(&res, b.Cluster, dyn, sns, took, err != nil)
 	if err != nil {
 		err = &BatchError{Err: err}
-		h.Log.ErrorContext(ctx, "invocation failed", append(attrs, "error", err.Error())...)
+		h.Log.ErrorContext(ctx, failed, append(attrs, "error", err.Error())...)
 		return err
 	}
 	h.Log.InfoContext(ctx, "batch processed", attrs...)
