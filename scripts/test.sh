@@ -9,8 +9,10 @@ scripts/tools.sh
 
 dyn_port=${ANONWATCH_DYNALITE_PORT:-4567}
 sns_port=${ANONWATCH_GOAWS_PORT:-4100}
+kin_port=${ANONWATCH_KINESALITE_PORT:-4568}
 cleanup() {
   scripts/dynalite.sh stop >/dev/null 2>&1 || true
+  scripts/kinesalite.sh stop >/dev/null 2>&1 || true
   if [[ -x scripts/goaws.sh ]]; then scripts/goaws.sh stop >/dev/null 2>&1 || true; fi
   scripts/moto.sh stop >/dev/null 2>&1 || true
 }
@@ -18,6 +20,8 @@ trap cleanup EXIT
 
 scripts/dynalite.sh start "$dyn_port" >/dev/null
 export ANONWATCH_TEST_DYNAMODB="http://127.0.0.1:$dyn_port"
+scripts/kinesalite.sh start "$kin_port" >/dev/null
+export ANONWATCH_TEST_KINESIS="http://127.0.0.1:$kin_port"
 if [[ -x scripts/goaws.sh ]]; then
   scripts/goaws.sh start "$sns_port" >/dev/null
   export ANONWATCH_TEST_SNS="http://127.0.0.1:$sns_port"

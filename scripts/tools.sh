@@ -21,8 +21,8 @@ goinstall goaws github.com/Admiral-Piett/goaws/app/cmd@v0.4.5
 goinstall aws-lambda-rie github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
 goinstall staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-if [[ ! -d tools/node/node_modules/dynalite ]]; then
-  echo "tools: installing dynalite (npm ci)" >&2
+if [[ ! -d tools/node/node_modules/dynalite || ! -d tools/node/node_modules/kinesalite ]]; then
+  echo "tools: installing dynalite and kinesalite (npm ci)" >&2
   (cd tools/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
