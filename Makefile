@@ -58,6 +58,10 @@ events/control-message.json: cmd/anonwatch/*.go internal/cwlogs/*.go
 local: ## the detector under the Lambda emulator, with dynalite and goaws, on events/ (EVENT=events/x.json for one)
 	scripts/local.sh
 
+.PHONY: local-fanin
+local-fanin: ## the organization deployment locally: two accounts' clusters through a kinesalite stream and the event source mapping
+	FANIN=1 scripts/local.sh
+
 .PHONY: measure-lambda
 measure-lambda: ## arm64 bootstrap size; init, first and warm invoke, peak RSS under the emulator (median of 10)
 	scripts/measure-lambda.sh

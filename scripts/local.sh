@@ -6,6 +6,7 @@
 #   EVENT=events/spoofed-xff.json scripts/local.sh
 #   EVENT="events/a.json events/a.json" scripts/local.sh  # several, in order
 #   RULES_FILE=my-rules.yaml scripts/local.sh # your rules instead of the defaults
+#   FANIN=1 scripts/local.sh                  # the organization deployment: see below
 #
 # It builds the real bootstrap, starts dynalite (DynamoDB), goaws (SNS, with
 # the topic and queues of scripts/goaws.yaml) and the Lambda Runtime
@@ -14,7 +15,15 @@
 # invocation's result and what the topic's subscribers received. Whatever it
 # started it stops by PID on the way out, also after an error or Ctrl-C.
 #
-# Ports: ANONWATCH_DYNALITE_PORT (4567), ANONWATCH_GOAWS_PORT (4100) and
+# With FANIN=1 it runs the organization deployment instead (docs/organization.md):
+# kinesalite stands in for the CloudWatch Logs destination's stream, the
+# function runs with QUALIFY_CLUSTERS=true, and cmd/fanin writes the
+# events/src files as two accounts' prod and staging clusters to the stream
+# and delivers it the way Lambda's event source mapping does (batches per
+# shard, checkpoint after success, retry of failed records).
+#
+# Ports: ANONWATCH_DYNALITE_PORT (4567), ANONWATCH_GOAWS_PORT (4100),
+# ANONWATCH_KINESALITE_PORT (4568, FANIN=1 only) and
 # ANONWATCH_RIE_PORT (9000; the runtime API takes the next one). Linux only:
 # the emulator is a Linux program. With Docker and the SAM CLI, see
 # docs/local.md for `sam local invoke`.
@@ -25,6 +34,8 @@ cd "$root"
 run="$root/.run/local"
 dyn_port="${ANONWATCH_DYNALITE_PORT:-4567}"
 sns_port="${ANONWATCH_GOAWS_PORT:-4100}"
+kin_port="${ANONWATCH_KINESALITE_PORT:-4568}"
+fanin="${FANIN:-}"
 rie_port="${ANONWATCH_RIE_PORT:-9000}"
 api_port=$((rie_port + 1))
 
@@ -258,6 +269,19 @@ async function topicArn(sns, name) {
 (async () => {
   if (cmd === 'topic') {
     console.log(await topicArn(args[0], args[1]));
+  } else if (cmd === 'delivered') {
+    const [sns, outFile, envelopeQ] = args;
+    const account = (await topicArn(sns, 'anonwatch-findings')).split(':')[4];
+    const notes = (await drain(sns, account, envelopeQ)).map((b) => JSON.parse(b));
+    const rows = {};
+    for (const n of notes) {
+      const f = JSON.parse(n.Message);
+      fs.appendFileSync(outFile, n.Message + '\n');
+      const k = `${f.account || '-'} ${f.region || '-'} ${f.cluster_name}`;
+      (rows[k] = rows[k] || []).push(`${f.severity} ${f.rule}${f.src_ip ? ' ' + f.src_ip : ''}`);
+    }
+    console.log(`\n${bold(plural(notes.length, 'finding'))} delivered, by account, region and cluster ${dim('(in full: ' + outFile + ')')}`);
+    for (const k of Object.keys(rows).sort()) console.log(`  ${bold(k)}: ${rows[k].length}\n    ${rows[k].sort().join('\n    ')}`);
   } else if (cmd === 'invoke') {
     const sep = args.indexOf('--');
     const [rie, sns, logFile, outFile, ...queues] = args.slice(0, sep);
@@ -289,7 +313,7 @@ if listening "$rie_port" || listening "$api_port"; then
 	fail "port $rie_port or $api_port is in use; set ANONWATCH_RIE_PORT to another port"
 fi
 
-started_dynalite=0 started_goaws=0 rie_pid=""
+started_dynalite=0 started_goaws=0 started_kinesalite=0 rie_pid=""
 cleanup() {
 	local status=$?
 	trap - EXIT INT TERM
@@ -304,6 +328,7 @@ cleanup() {
 		kill -KILL -- "-$rie_pid" 2>/dev/null || true
 	fi
 	if ((started_goaws)); then scripts/goaws.sh stop || true; fi
+	if ((started_kinesalite)); then scripts/kinesalite.sh stop || true; fi
 	if ((started_dynalite)); then scripts/dynalite.sh stop || true; fi
 	case $status in
 	0) ;;
@@ -327,7 +352,7 @@ printf '%s▸%s %-9s %s' "$bold" "$off" build "bootstrap (linux/$arch) and the a
 began=$SECONDS
 # One go build for both: they share every compiled dependency.
 GOOS=linux GOARCH="$arch" CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w' \
-	-o "$run/" ./functions/detector ./cmd/anonwatch
+	-o "$run/" ./functions/detector ./cmd/anonwatch ./cmd/fanin
 mv "$run/detector" "$run/function/bootstrap"
 printf '%sdone in %d s%s\n' "$dim" $((SECONDS - began)) "$off"
 
@@ -376,6 +401,7 @@ fn_env=(
 topic_arn="$(node -e "$show" topic "$sns_url" "$topic_name")"
 fn_env+=("TOPIC_ARN=$topic_arn")
 if [[ -n "$rules_file" ]]; then fn_env+=("RULES_FILE=$rules_file"); fi
+if [[ -n "$fanin" ]]; then fn_env+=(QUALIFY_CLUSTERS=true); fi
 for i in "${!fn_env[@]}"; do
 	# Bare names take this shell's value.
 	if [[ "${fn_env[$i]}" != *=* ]]; then fn_env[i]="${fn_env[$i]}=${!fn_env[$i]}"; fi
@@ -397,5 +423,21 @@ $(cat "$rie_log")"
 step emulator "http://127.0.0.1:$rie_port (PID $rie_pid; the function's log: ${rie_log#"$root"/})"
 if [[ -n "$rules_file" ]]; then step rules "$rules_file"; fi
 
-node -e "$show" invoke "http://127.0.0.1:$rie_port" "$sns_url" "$rie_log" \
-	"$run/findings.jsonl" "${queues[@]}" -- "${events[@]}"
+if [[ -z "$fanin" ]]; then
+	node -e "$show" invoke "http://127.0.0.1:$rie_port" "$sns_url" "$rie_log" \
+		"$run/findings.jsonl" "${queues[@]}" -- "${events[@]}"
+	exit
+fi
+
+if running kinesalite; then
+	kin_url="$(scripts/kinesalite.sh start "$kin_port")"
+	step kinesalite "$kin_url (already running: left running)"
+else
+	started_kinesalite=1
+	kin_url="$(scripts/kinesalite.sh start "$kin_port")"
+	step kinesalite "$kin_url"
+fi
+stream="anonwatch-fanin-$(date +%s)"
+"$run/fanin" -kinesis "$kin_url" -invoke "http://127.0.0.1:$rie_port/2015-03-31/functions/function/invocations" \
+	-stream "$stream" events/src/*.jsonl
+node -e "$show" delivered "$sns_url" "$run/findings.jsonl" "${queues[@]}"
