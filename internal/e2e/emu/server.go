@@ -161,6 +161,29 @@ func StartDynalite(node, cli, logPath, dataDir string) (*Server, error) {
 	return s, nil
 }
 
+// StartKinesalite starts kinesalite on a free loopback port, in memory,
+// through the project's launcher (tools/node/kinesalite-loopback.js),
+// which binds it to 127.0.0.1 as its own cli.js does not.
+func StartKinesalite(node, launcher, logPath string) (*Server, error) {
+	s := &Server{
+		name:    "kinesalite",
+		logPath: logPath,
+		args:    func(port int) []string { return []string{node, launcher, strconv.Itoa(port)} },
+		ready: func(ctx context.Context, url string) error {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", url[len("http://"):])
+			if err == nil {
+				c.Close()
+			}
+			return err
+		},
+	}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // GoawsAccount is the account in every goaws configuration StartGoaws
 // writes, and so in its ARNs and queue URLs.
 const GoawsAccount = "100010001000"
