@@ -39,11 +39,12 @@ unit: ## unit tests only (no servers)
 	$(GO) test -race ./...
 
 .PHONY: lint
-lint: tools ## gofmt, go vet, staticcheck
+lint: tools ## gofmt, go vet, staticcheck, cfn-lint on template.yaml and org/*.yaml
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...
 	$(BIN)/staticcheck ./...
+	scripts/cfnlint.sh
 
 .PHONY: events
 events: $(EVENT_FILES) ## regenerate events/*.json from events/src/*.jsonl

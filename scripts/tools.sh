@@ -41,3 +41,7 @@ fi
 # cannot reach its registry here, so it is checked, not installed. Without
 # it the backfill tests against CloudWatch Logs and S3 skip, saying why.
 scripts/moto.sh check || echo "tools: moto missing; the backfill tests against CloudWatch Logs and S3 will be skipped" >&2
+
+# cfn-lint (scripts/cfnlint.sh pins it) comes with the machine image too, and
+# is checked the same way; `make lint` needs it for the templates.
+scripts/cfnlint.sh check || echo "tools: cfn-lint missing; make lint will fail at the templates" >&2

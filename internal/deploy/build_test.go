@@ -47,6 +47,29 @@ func TestMakefileBuildsEveryFunction(t *testing.T) {
 	if diff := cmp.Diff(packaged, names); diff != "" {
 		t.Errorf("functions in template.yaml (-functionPackages +template):\n%s", diff)
 	}
+	// The central stack's functions are built by the same targets: the
+	// same logical ids, the same architecture, and a CodeUri that is the
+	// repository root, where the Makefile is (it is relative to the
+	// template's folder).
+	central := loadCentral(t)
+	for name, r := range asMap(central.raw["Resources"]) {
+		if asMap(r)["Type"] != "AWS::Serverless::Function" {
+			continue
+		}
+		if _, ok := functionPackages[name]; !ok {
+			t.Errorf("%s: function %s has no build target (functionPackages)", central.path, name)
+			continue
+		}
+		if dir := codeDir(t, central, name); dir != "." {
+			t.Errorf("%s: %s CodeUri names %s, want the repository root", central.path, name, dir)
+		}
+		if m := asMap(asMap(r)["Metadata"]); m["BuildMethod"] != "makefile" {
+			t.Errorf("%s: %s Metadata = %v, want BuildMethod makefile", central.path, name, m)
+		}
+		if got, want := rawProperty(t, central, name, "Architectures"), rawProperty(t, l, name, "Architectures"); !cmp.Equal(got, want) {
+			t.Errorf("%s: %s Architectures = %v, template.yaml's %v: one build target cannot serve both", central.path, name, got, want)
+		}
+	}
 
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {

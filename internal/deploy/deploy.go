@@ -41,9 +41,13 @@ const SeverityAttribute = "severity"
 
 // Environment variables the functions read; the template sets them.
 const (
-	EnvTableName        = "TABLE_NAME"
-	EnvTopicARN         = "TOPIC_ARN"
-	EnvRulesFile        = "RULES_FILE"
+	EnvTableName = "TABLE_NAME"
+	EnvTopicARN  = "TOPIC_ARN"
+	EnvRulesFile = "RULES_FILE"
+	// EnvQualifyClusters is "true" in the organization's detector
+	// (org/central.yaml): clusters of one name in different accounts or
+	// regions are kept apart (detect.Config.Qualify).
+	EnvQualifyClusters  = "QUALIFY_CLUSTERS"
 	EnvWebhookParameter = "WEBHOOK_PARAMETER"
 	// EnvWebhookAllowed lists, comma-separated, the URL prefixes the Slack
 	// notifier may post to (slack.DefaultAllowedWebhooks when empty).
