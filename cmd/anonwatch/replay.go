@@ -408,7 +408,7 @@ func (t *totals) summary(report bool, took time.Duration, calls func() int64) st
 		var parts []string
 		for _, c := range clusters {
 			if m := t.fences[c]; !m.IsZero() {
-				parts = append(parts, fmt.Sprintf("%s from %s", c, m.Format(time.RFC3339)))
+				parts = append(parts, fmt.Sprintf("%s from %s", c, m.Format(time.RFC3339Nano)))
 			}
 		}
 		if len(parts) > 0 {

@@ -2,8 +2,10 @@ package detect_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ rules:
   - id: any
     title: Any
     severity: low
+    requires_any: [system:anonymous]
     match: anonymous
     group_by: [src_ip]
     threshold: {count: 1, window: 1m}
@@ -154,5 +157,54 @@ rules:
 	}
 	for _, f := range pub.got {
 		t.Errorf("finding of %d requests from %s: there were 6", f.Count, f.SrcIP)
+	}
+}
+
+// TestFencedCountsWhatTheFunctionCounts: Result.Fenced, which replay's
+// summary reports as the events left to the function, counts the events
+// the function counts from its mark on, whether the backfill reads them
+// with CloudWatch's times (an export) or without (JSON lines): a line no
+// rule can match is filtered, and a RequestReceived record skipped, in
+// either.
+func TestFencedCountsWhatTheFunctionCounts(t *testing.T) {
+	ctx := context.Background()
+	set, err := rules.Load("fence.yaml", []byte(fenceRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := memstate.New(time.Now, memstate.DefaultLease)
+	mark := time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	if err := st.MarkLive(ctx, "demo", mark); err != nil {
+		t.Fatal(err)
+	}
+	fill, err := detect.New(detect.Config{Rules: set, State: st, Publisher: &recorder{}, Fence: st.LiveSince})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := batchOf("kube-apiserver-audit-a", 1, req{at: "10:00:00", src: "203.0.113.1", verb: "get", uri: "/a", code: 403})
+	other := []byte(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"x","stage":"ResponseComplete","requestURI":"/api","verb":"get","user":{"username":"alice"},"sourceIPs":["10.0.0.1"],"responseStatus":{"code":200},"requestReceivedTimestamp":"2026-11-28T10:00:01.000000Z","stageTimestamp":"2026-11-28T10:00:01.000000Z"}`)
+	received := []byte(strings.Replace(string(b.Events[0].Message), `"stage":"ResponseComplete"`, `"stage":"RequestReceived"`, 1))
+	b.Events = append(b.Events, cwlogs.LogEvent{ID: "other", Message: other}, cwlogs.LogEvent{ID: "received", Message: received})
+	b.Gathered = true
+	results := map[string]detect.Result{}
+	for _, stamped := range []bool{true, false} {
+		g := *b
+		g.Events = slices.Clone(b.Events)
+		for i := range g.Events {
+			if stamped {
+				g.Events[i].Timestamp = mark.Add(time.Hour).UnixMilli()
+			}
+			g.Events[i].ID = fmt.Sprint(stamped, i)
+		}
+		res, err := fill.Process(ctx, &g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		results[fmt.Sprint(stamped)] = res
+	}
+	for k, res := range results {
+		if res.Fenced != 1 || res.Filtered != 1 || res.Skipped[detect.SkipStage] != 1 {
+			t.Errorf("with CloudWatch times %s: fenced %d, filtered %d, skipped %v; want 1, 1, %s 1", k, res.Fenced, res.Filtered, res.Skipped, detect.SkipStage)
+		}
 	}
 }
