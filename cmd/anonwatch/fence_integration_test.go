@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 
+	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/e2e/emu"
 	"github.com/anonwatch/anonwatch/internal/logsource"
 )
@@ -90,5 +91,54 @@ func TestBackfillLogGroupFenced(t *testing.T) {
 	end := time.UnixMilli(times[len(times)-1] + 1).UTC().Format(time.RFC3339Nano)
 	if got := backfill("--log-group", group, "--start", start, "--end", end); got != want {
 		t.Errorf("--log-group left %s events to the function, filter-log-events output %s", got, want)
+	}
+}
+
+// TestReplayDeadLetterMarksLive: replay --table applies a dead-lettered
+// subscription event as the function would (reliability.md, "Replaying a
+// dead-lettered event"), so it marks the cluster live as the function
+// would have: a backfill run after it leaves the event's log events to
+// the table, rather than counting them a second time.
+func TestReplayDeadLetterMarksLive(t *testing.T) {
+	useDynalite(t)
+	ctx := context.Background()
+	evs := ofStream(backfillEvents(t), fixtureStreamA)
+	b := cwlogs.Batch{MessageType: cwlogs.DataMessage, Owner: fixtureOwner, LogGroup: fixtureGroup, LogStream: fixtureStreamA}
+	first := evs[0].timestamp
+	for _, e := range evs {
+		b.Events = append(b.Events, cwlogs.LogEvent{ID: e.id, Timestamp: e.timestamp, Message: []byte(e.message)})
+		first = min(first, e.timestamp)
+	}
+	env, err := cwlogs.Encode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	dlq := filepath.Join(dir, "dlq.json")
+	if err := os.WriteFile(dlq, env, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	table := fmt.Sprintf("dlq-%d", time.Now().UnixNano())
+	if code, _, stderr := runCLI(t, "", "table", "create", table); code != exitOK {
+		t.Fatalf("table create: exit %d: %s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "", "replay", "--table", table, dlq); code != exitOK {
+		t.Fatalf("replay of the dead-lettered event: exit %d: %s", code, stderr)
+	}
+	st, err := newTableState(ctx, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.LiveSince(ctx, fixtureCluster)
+	if err != nil || !got.Equal(time.UnixMilli(first).UTC()) {
+		t.Errorf("after the dead-letter replay, %s is live from %v (%v); want %v", fixtureCluster, got, err, time.UnixMilli(first).UTC())
+	}
+	// The same events, from the stream's export: all the function's now.
+	code, _, stderr := runCLI(t, "", "replay", "--table", table, "--cluster", fixtureCluster, filepath.Join(backfillDir, "lines", fixtureStreamA+".jsonl"))
+	if code != exitOK {
+		t.Fatalf("backfill: exit %d: %s", code, stderr)
+	}
+	if !regexp.MustCompile(`; 0 findings due`).MatchString(stderr) || regexp.MustCompile(`; 0 events left to the function`).MatchString(stderr) {
+		t.Errorf("the backfill counted the dead-lettered events again: %s", stderr)
 	}
 }

@@ -197,7 +197,10 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		HoldWorkers: 1,
 	}
 	if fence != nil {
-		cfg.Fence = fence.fence
+		// A subscription event (from the dead-letter queue) is the
+		// function's delivery: applied here, it marks the cluster as
+		// the function would have, so that a backfill leaves it alone.
+		cfg.Fence, cfg.MarkLive = fence.fence, true
 	}
 	det, err := detect.New(cfg)
 	if err != nil {

@@ -50,8 +50,10 @@ type Config struct {
 	Held func(context.Context, *Finding)
 	// MarkLive makes Commit record, per cluster, the earliest log event
 	// time of the deliveries it applied (LiveMarks), for a backfill into
-	// the same state to leave them alone. The function sets it; State
-	// must then be a LiveMarks.
+	// the same state to leave them alone; a gathered batch
+	// (cwlogs.Batch.Gathered) marks nothing. The function sets it, and
+	// replay --table, which applies a dead-lettered delivery as the
+	// function would; State must then be a LiveMarks.
 	MarkLive bool
 	// Fence, when set, returns the time from which the live function has
 	// counted cluster's log events (LiveMarks.LiveSince; zero: none yet).
@@ -151,6 +153,7 @@ type Prepared struct {
 	res               Result
 	cluster, logGroup string
 	first             int64 // the batch's earliest log event time, Unix ms
+	gathered          bool  // cwlogs.Batch.Gathered: not the function's to mark
 	err               error // Prepare's, returned by Commit
 }
 
@@ -169,7 +172,7 @@ func (d *Detector) Prepare(ctx context.Context, b *cwlogs.Batch) *Prepared {
 		}
 	}
 	aggs, res := d.aggregateBatch(ctx, b, false, until)
-	return &Prepared{aggs: aggs, res: res, cluster: b.Cluster, logGroup: b.LogGroup, first: firstTimestamp(b)}
+	return &Prepared{aggs: aggs, res: res, cluster: b.Cluster, logGroup: b.LogGroup, first: firstTimestamp(b), gathered: b.Gathered}
 }
 
 // firstTimestamp returns the earliest log event time of b, Unix ms; 0 when
@@ -220,8 +223,9 @@ func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 		}
 	}
 	// Once its buckets are in: a backfill then leaves the batch's events
-	// alone, whether or not they made any.
-	if d.live != nil && !res.Control {
+	// alone, whether or not they made any. A gathered batch is a
+	// backfill's own history, which marks nothing.
+	if d.live != nil && !res.Control && !p.gathered {
 		if err := d.markLive(ctx, p.cluster, p.first); err != nil {
 			return res, err
 		}

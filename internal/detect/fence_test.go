@@ -208,3 +208,42 @@ func TestFencedCountsWhatTheFunctionCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestMarkLiveOnlyDeliveries: a detector that marks (the function, or
+// replay --table applying a dead-lettered delivery as the function would)
+// marks the cluster live from a delivery's events, never from a gathered
+// batch's: a backfill's history is not the function's.
+func TestMarkLiveOnlyDeliveries(t *testing.T) {
+	ctx := context.Background()
+	set, err := rules.Load("fence.yaml", []byte(fenceRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := memstate.New(time.Now, memstate.DefaultLease)
+	d, err := detect.New(detect.Config{Rules: set, State: st, Publisher: &recorder{}, MarkLive: true, Fence: st.LiveSince})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp := func(b *cwlogs.Batch, at time.Time) *cwlogs.Batch {
+		for i := range b.Events {
+			b.Events[i].Timestamp = at.UnixMilli()
+		}
+		return b
+	}
+	old := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	gathered := stamp(batchOf("kube-apiserver-audit-a", 1, req{at: "10:00:00", src: "203.0.113.1", verb: "get", uri: "/a", code: 403}), old)
+	gathered.Gathered = true
+	if _, err := d.Process(ctx, gathered); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.LiveSince(ctx, "demo"); !got.IsZero() {
+		t.Errorf("a gathered batch marked demo live from %v", got)
+	}
+	live := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	if _, err := d.Process(ctx, stamp(batchOf("kube-apiserver-audit-a", 2, req{at: "10:00:00", src: "203.0.113.1", verb: "get", uri: "/b", code: 403}), live)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.LiveSince(ctx, "demo"); !got.Equal(live) {
+		t.Errorf("after a delivery, demo is live from %v; want %v", got, live)
+	}
+}
