@@ -22,21 +22,24 @@ type liveFence struct {
 }
 
 func (f *liveFence) fence(ctx context.Context, cluster string) (time.Time, error) {
-	if f.override != nil {
-		return *f.override, nil
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if t, ok := f.since[cluster]; ok {
 		return t, nil
 	}
-	t, err := f.marks.LiveSince(ctx, cluster)
-	if err != nil {
-		return time.Time{}, err
+	var t time.Time
+	if f.override != nil {
+		t = *f.override
+	} else {
+		var err error
+		if t, err = f.marks.LiveSince(ctx, cluster); err != nil {
+			return time.Time{}, err
+		}
 	}
 	if f.since == nil {
 		f.since = make(map[string]time.Time)
 	}
+	// For the summary too, --live-since's as the table's.
 	f.since[cluster] = t
 	return t, nil
 }

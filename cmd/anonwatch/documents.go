@@ -148,7 +148,7 @@ func (rd *reader) document(name string, br *bufio.Reader, kind docKind, bt *batc
 			o.cluster = rd.cluster
 		}
 		if b.LogStream == "" {
-			o.logStream = name
+			o.logStream = fileStream(name)
 		}
 		for _, e := range b.Events {
 			if err := bt.addCopy(o, e); err != nil {
@@ -169,7 +169,7 @@ func (rd *reader) document(name string, br *bufio.Reader, kind docKind, bt *batc
 			raw = buf.Bytes()
 		}
 	}
-	return bt.add(origin{cluster: rd.cluster, logStream: name}, cwlogs.LogEvent{ID: eventID(raw), Message: raw})
+	return bt.add(origin{cluster: rd.cluster, logStream: fileStream(name)}, cwlogs.LogEvent{ID: eventID(raw), Message: raw})
 }
 
 // maxLogEvent bounds one log event the AWS CLI prints: CloudWatch Logs
@@ -190,7 +190,7 @@ type cliEvent struct {
 // events, one at a time, whatever the size of the document (the CLI prints
 // every page in one). Neither names the log group, so the cluster is
 // --cluster's; get-log-events does not name the log stream either, which
-// is then the input's name, as for JSON lines. An event without an id
+// is then the input's file name (fileStream), as for JSON lines. An event without an id
 // (get-log-events) takes the id of its line as an export writes it.
 func (rd *reader) logEvents(name string, br *bufio.Reader, bt *batcher) error {
 	return members(br, func(key string) error {
@@ -211,7 +211,7 @@ func (rd *reader) logEvents(name string, br *bufio.Reader, bt *batcher) error {
 			}
 			o := origin{cluster: rd.cluster, logStream: ev.LogStreamName}
 			if o.logStream == "" {
-				o.logStream = name
+				o.logStream = fileStream(name)
 			}
 			id := ev.EventID
 			if id == "" {

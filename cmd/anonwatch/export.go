@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -63,6 +64,18 @@ func exportStream(name string) string {
 	return stream
 }
 
+// fileStream names the log stream of an input whose content names none
+// (JSON lines, get-log-events output, extracted messages): the file's own
+// name, without its folders, so that the same file makes the same batches
+// (detect.BatchID) wherever it is read from, and replay --table of it
+// again changes nothing.
+func fileStream(name string) string {
+	if isS3(name) {
+		return path.Base(name)
+	}
+	return filepath.Base(name)
+}
+
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -80,7 +93,7 @@ func allDigits(s string) bool {
 func (rd *reader) export(name string, br *bufio.Reader, bt *batcher) error {
 	o := origin{cluster: rd.cluster, logStream: exportStream(name)}
 	if o.logStream == "" {
-		o.logStream = name
+		o.logStream = fileStream(name)
 	}
 	// Room for the timestamp, so that a message is cut where a JSON
 	// line would be.

@@ -211,7 +211,7 @@ func sniff(head []byte) format {
 }
 
 func (rd *reader) lines(name string, br *bufio.Reader, bt *batcher) error {
-	o := origin{cluster: rd.cluster, logStream: name}
+	o := origin{cluster: rd.cluster, logStream: fileStream(name)}
 	for n := 1; ; n++ {
 		rec, err := readRecord(br, rd.maxLine)
 		if len(bytes.TrimSpace(rec)) > 0 {

@@ -364,3 +364,29 @@ func TestEachReturnsFnError(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayBatchIDsIgnoreFolder: the same file replayed again into a
+// table must make the same batches however its path is spelled (relative
+// or absolute, from S3 or from a copy synced down), or the second backfill
+// counts every event again (docs/backfill.md: "The same backfill twice
+// changes nothing").
+func TestReplayBatchIDsIgnoreFolder(t *testing.T) {
+	const line = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"a","stage":"ResponseComplete","requestURI":"/api","verb":"get","user":{"username":"system:anonymous"},"sourceIPs":["203.0.113.1"]}` + "\n"
+	ids := func(name string) []string {
+		rd := &reader{cluster: "local", lim: cwlogs.DefaultLimits, maxLine: audit.DefaultMaxSize}
+		var out []string
+		if err := rd.each(name, strings.NewReader(line), func(b *cwlogs.Batch) error {
+			out = append(out, detect.BatchID(b))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := ids("audit.jsonl")
+	for _, name := range []string{"export/audit.jsonl", "./export/audit.jsonl", "/home/me/export/audit.jsonl", "s3://archive/export/audit.jsonl"} {
+		if got := ids(name); !cmp.Equal(got, want) {
+			t.Errorf("%s: batch ids %q, %s's %q", name, got, "audit.jsonl", want)
+		}
+	}
+}

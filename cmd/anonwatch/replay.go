@@ -201,7 +201,10 @@ func replayCmd(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		Qualify:     *qualify,
 	}
 	if fence != nil {
-		cfg.Fence = fence.fence
+		// A subscription event (from the dead-letter queue) is the
+		// function's delivery: applied here, it marks the cluster as
+		// the function would have, so that a backfill leaves it alone.
+		cfg.Fence, cfg.MarkLive = fence.fence, true
 	}
 	det, err := detect.New(cfg)
 	if err != nil {
@@ -418,7 +421,7 @@ func (t *totals) summary(report bool, took time.Duration, calls func() int64) st
 		var parts []string
 		for _, c := range clusters {
 			if m := t.fences[c]; !m.IsZero() {
-				parts = append(parts, fmt.Sprintf("%s from %s", c, m.Format(time.RFC3339)))
+				parts = append(parts, fmt.Sprintf("%s from %s", c, m.Format(time.RFC3339Nano)))
 			}
 		}
 		if len(parts) > 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,35 @@ func TestRouter(t *testing.T) {
 				t.Errorf("counters %d, %d; want %d, %d", rt.published.Load(), rt.printed.Load(), len(topic), len(printed))
 			}
 		})
+	}
+}
+
+// TestSummaryNamesTheMarkExactly: the summary names the time from which
+// the function counts, as --live-since would take it: to the millisecond
+// the mark keeps. Cut to the second, an event the backfill counted at
+// 10:10:00.200 would seem to be the function's.
+func TestSummaryNamesTheMarkExactly(t *testing.T) {
+	mark := time.Date(2026, 11, 28, 10, 10, 0, 500e6, time.UTC)
+	tot := totals{fenced: 3, fences: map[string]time.Time{"demo": mark}}
+	s := tot.summary(false, time.Second, nil)
+	if want := "3 events left to the function, which counts demo from 2026-11-28T10:10:00.5Z"; !strings.Contains(s, want) {
+		t.Errorf("summary %q does not say %q", s, want)
+	}
+	got, err := parseTime("2026-11-28T10:10:00.5Z")
+	if err != nil || !got.Equal(mark) {
+		t.Errorf("--live-since of the summary's time: %v, %v; want %v", got, err, mark)
+	}
+}
+
+// TestLiveSinceInSummary: with --live-since the summary names the time
+// given for each cluster read, as it names the table's mark without it.
+func TestLiveSinceInSummary(t *testing.T) {
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	f := &liveFence{override: &at}
+	if got, err := f.fence(context.Background(), "demo"); err != nil || !got.Equal(at) {
+		t.Fatalf("fence = %v, %v; want %v", got, err, at)
+	}
+	if got := f.marksRead(); !got["demo"].Equal(at) {
+		t.Errorf("marks read %v; want demo at %v", got, at)
 	}
 }

@@ -768,10 +768,6 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 			continue
 		}
 		seen[le.ID] = struct{}{}
-		if !until.IsZero() && le.Timestamp > 0 && le.Timestamp >= until.UnixMilli() {
-			res.Fenced++
-			continue
-		}
 		var r readResult
 		ev, r = d.read(le, b.LogStream)
 		switch {
@@ -781,9 +777,14 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 		case r.skip != "":
 			skip(r.skip, le.ID, r.err)
 			continue
-		case !until.IsZero() && le.Timestamp <= 0 && !written(&ev).Before(until):
+		case until.IsZero():
+		case le.Timestamp > 0 && le.Timestamp >= until.UnixMilli(),
 			// No log event time (JSON lines, extracted messages): the
 			// time the API server wrote the record stands for it.
+			le.Timestamp <= 0 && !written(&ev).Before(until):
+			// Fenced after filtering and skipping, as the function
+			// would have: Fenced counts what the function counts,
+			// whatever the backfill's format.
 			res.Fenced++
 			continue
 		}

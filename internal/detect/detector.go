@@ -50,8 +50,10 @@ type Config struct {
 	Held func(context.Context, *Finding)
 	// MarkLive makes Commit record, per cluster, the earliest log event
 	// time of the deliveries it applied (LiveMarks), for a backfill into
-	// the same state to leave them alone. The function sets it; State
-	// must then be a LiveMarks.
+	// the same state to leave them alone; a gathered batch
+	// (cwlogs.Batch.Gathered) marks nothing. The function sets it, and
+	// replay --table, which applies a dead-lettered delivery as the
+	// function would; State must then be a LiveMarks.
 	MarkLive bool
 	// Fence, when set, returns the time from which the live function has
 	// counted cluster's log events (LiveMarks.LiveSince; zero: none yet).
@@ -158,11 +160,12 @@ func (d *Detector) Process(ctx context.Context, b *cwlogs.Batch) (Result, error)
 
 // Prepared is a batch that Prepare read and aggregated, for Commit.
 type Prepared struct {
-	aggs  []Aggregate
-	res   Result
-	info  batchInfo
-	first int64 // the batch's earliest log event time, Unix ms
-	err   error // Prepare's, returned by Commit
+	aggs     []Aggregate
+	res      Result
+	info     batchInfo
+	first    int64 // the batch's earliest log event time, Unix ms
+	gathered bool  // cwlogs.Batch.Gathered: not the function's to mark
+	err      error // Prepare's, returned by Commit
 }
 
 // Prepare is the part of Process that needs neither State nor Publisher:
@@ -182,7 +185,7 @@ func (d *Detector) Prepare(ctx context.Context, b *cwlogs.Batch) *Prepared {
 		}
 	}
 	aggs, res := d.aggregateBatch(ctx, b, false, until)
-	return &Prepared{aggs: aggs, res: res, info: batchInfo{id: res.Batch, cluster: b.Cluster, logGroup: b.LogGroup, scope: scope, shown: Scope{b.Owner, b.Region}}, first: firstTimestamp(b)}
+	return &Prepared{aggs: aggs, res: res, info: batchInfo{id: res.Batch, cluster: b.Cluster, logGroup: b.LogGroup, scope: scope, shown: Scope{b.Owner, b.Region}}, first: firstTimestamp(b), gathered: b.Gathered}
 }
 
 // scopeOf returns the scope b's clusters are kept apart by: its account
@@ -252,8 +255,9 @@ func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 		}
 	}
 	// Once its buckets are in: a backfill then leaves the batch's events
-	// alone, whether or not they made any.
-	if d.live != nil && !res.Control {
+	// alone, whether or not they made any. A gathered batch is a
+	// backfill's own history, which marks nothing.
+	if d.live != nil && !res.Control && !p.gathered {
 		if err := d.markLive(ctx, p.info.ref(), p.first); err != nil {
 			return res, err
 		}

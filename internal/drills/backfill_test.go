@@ -165,7 +165,7 @@ func TestBackfillDrill(t *testing.T) {
 		t.Fatalf("anonwatch replay --table: exit %d: %s", code, summary)
 	}
 	t.Logf("backfill: %s", summary)
-	if want := fmt.Sprintf("%d events left to the function, which counts drill from %s", live, time.UnixMilli(firstLive).UTC().Format(time.RFC3339)); !strings.Contains(summary, want) {
+	if want := fmt.Sprintf("%d events left to the function, which counts drill from %s", live, time.UnixMilli(firstLive).UTC().Format(time.RFC3339Nano)); !strings.Contains(summary, want) {
 		t.Errorf("summary %q does not say %q", summary, want)
 	}
 	published := delivered(t, emu.MustReceive(t, q))

@@ -89,6 +89,9 @@ func (g *LogGroup) Each(ctx context.Context, fn func(*cwlogs.Batch) error, progr
 					LogGroup:    g.Name,
 					LogStream:   stream,
 					Cluster:     cwlogs.ClusterName(g.Name),
+					// Cut from pages, not delivered: replay --table
+					// leaves out what the function counted of it.
+					Gathered: true,
 				}
 				byStream[stream] = b
 				order = append(order, stream)

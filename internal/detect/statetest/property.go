@@ -97,6 +97,25 @@ type PropertyConfig struct {
 	// The outcome must be the oracle's still: nothing counted twice or
 	// missed, no finding sent twice. The State must be a LiveMarks.
 	Backfill bool
+	// Ingest, with Backfill, models how CloudWatch Logs gets the records
+	// rather than cutting them at one time: nil keeps the plain cut.
+	Ingest *Ingest
+}
+
+// Ingest models the shipping of the records to CloudWatch Logs for a
+// backfill case: each API server's stream ships a record once written
+// (its stageTimestamp), after a delay of its own, and the function,
+// subscribed at the case's cut, is delivered the records shipped from
+// then on.
+type Ingest struct {
+	// Lag bounds each stream's shipping delay, drawn per stream.
+	Lag time.Duration
+	// StageTime dates each log event by its record's stageTimestamp;
+	// otherwise by its requestReceivedTimestamp, as the fixtures do.
+	StageTime bool
+	// Lines makes the backfill read the records without their log event
+	// times, as from JSON lines.
+	Lines bool
 }
 
 // Property checks the detector over the State that newState returns against
@@ -135,7 +154,7 @@ func Property(t *testing.T, newState func(t *testing.T, now func() time.Time) de
 	for i := range cfg.Cases {
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
 		sc := generate(rng, fmt.Sprintf("prop-%d-%d", cfg.Seed, i), cfg.Events)
-		n, pub, msg := runCase(set, st, sc, cfg.Workers, cfg.Faults, cfg.Backfill, rng.Uint64())
+		n, pub, msg := runCase(set, st, sc, cfg, rng.Uint64())
 		if msg != "" {
 			t.Fatalf("case %d (seed %d): %s\n%s", i, cfg.Seed, msg, sc.describe())
 		}
@@ -570,7 +589,8 @@ func (c *collector) Publish(_ context.Context, f *detect.Finding) error {
 // outcome with the oracle. It returns the number of (key, period) the
 // oracle has findings for, the findings published, and what disagreed
 // ("" when nothing did).
-func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults float64, backfill bool, seed uint64) (periods, published int, problem string) {
+func runCase(set *rules.Set, st detect.State, sc *scenario, pc PropertyConfig, seed uint64) (periods, published int, problem string) {
+	workers, faults, backfill := pc.Workers, pc.Faults, pc.Backfill
 	want, wantBuckets, err := oracle(set, sc)
 	if err != nil {
 		return 0, 0, err.Error()
@@ -598,6 +618,7 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 	var (
 		fence  time.Time
 		filler *detect.Detector
+		model  *liveModel
 	)
 	if backfill {
 		// The function starts at some event's time, or before or after
@@ -610,6 +631,7 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 		case 1:
 			fence = T0.Add(24 * time.Hour)
 		}
+		model = newLiveModel(rng, sc, fence, pc.Ingest)
 		cfg.MarkLive = false
 		cfg.Fence = fst.LiveSince
 		if filler, err = detect.New(cfg); err != nil {
@@ -626,10 +648,14 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 		}
 		for _, i := range idx {
 			e := &sc.events[i]
-			if backfill && e.at.Before(fence) {
-				continue // before the function began
+			ts := e.at
+			if backfill {
+				if !model.delivered(e) {
+					continue // before the function began
+				}
+				ts = model.logTime(e)
 			}
-			b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("%s-%d", sc.cluster, i), Timestamp: e.at.UnixMilli(), Message: e.line})
+			b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("%s-%d", sc.cluster, i), Timestamp: ts.UnixMilli(), Message: e.line})
 		}
 		batches[bi] = b
 	}
@@ -689,7 +715,7 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, workers int, faults 
 		return periods, 0, "Process: " + err.Error()
 	}
 	if backfill {
-		if msg := runBackfill(filler, fst, sc, fence, seed); msg != "" {
+		if msg := runBackfill(filler, fst, sc, model, seed); msg != "" {
 			return periods, 0, msg
 		}
 	}
@@ -982,12 +1008,13 @@ func PropertyEnv(t *testing.T, cfg PropertyConfig) PropertyConfig {
 // of its own (an export's are not CloudWatch's), in random order, some
 // retried, as anonwatch replay --table does. It first checks the mark the
 // function left.
-func runBackfill(filler *detect.Detector, st *flakyState, sc *scenario, fence time.Time, seed uint64) string {
+func runBackfill(filler *detect.Detector, st *flakyState, sc *scenario, model *liveModel, seed uint64) string {
 	ctx := context.Background()
 	var first time.Time
-	for _, e := range sc.events {
-		if !e.at.Before(fence) && (first.IsZero() || e.at.Before(first)) {
-			first = e.at
+	for i := range sc.events {
+		e := &sc.events[i]
+		if t := model.logTime(e); model.delivered(e) && (first.IsZero() || t.Before(first)) {
+			first = t
 		}
 	}
 	for range 100 {
@@ -1013,7 +1040,11 @@ func runBackfill(filler *detect.Detector, st *flakyState, sc *scenario, fence ti
 		}
 		for _, i := range idx[:k] {
 			e := &sc.events[i]
-			b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("backfill-%s-%d", sc.cluster, i), Timestamp: e.at.UnixMilli(), Message: e.line})
+			le := cwlogs.LogEvent{ID: fmt.Sprintf("backfill-%s-%d", sc.cluster, i), Timestamp: model.logTime(e).UnixMilli(), Message: e.line}
+			if model.lines {
+				le.Timestamp = 0
+			}
+			b.Events = append(b.Events, le)
 		}
 		idx = idx[k:]
 		for range 1 + rng.IntN(2) { // some batches twice
@@ -1049,4 +1080,44 @@ func (s *flakyState) LiveSince(ctx context.Context, cluster string) (time.Time, 
 		return time.Time{}, errFault
 	}
 	return s.State.(detect.LiveMarks).LiveSince(ctx, cluster)
+}
+
+// liveModel says which records the function was delivered in a backfill
+// case, and with which log event times.
+type liveModel struct {
+	since     time.Time       // the function's subscription began
+	lag       []time.Duration // per stream; nil: the plain cut at since
+	stageTime bool
+	lines     bool
+}
+
+func newLiveModel(rng *rand.Rand, sc *scenario, since time.Time, in *Ingest) *liveModel {
+	m := &liveModel{since: since}
+	if in == nil {
+		return m
+	}
+	m.stageTime, m.lines = in.StageTime, in.Lines
+	m.lag = make([]time.Duration, len(sc.streams))
+	for s := range m.lag {
+		if in.Lag > 0 {
+			m.lag[s] = time.Duration(rng.Int64N(int64(in.Lag))).Truncate(time.Millisecond)
+		}
+	}
+	return m
+}
+
+// logTime is e's CloudWatch log event time.
+func (m *liveModel) logTime(e *genEvent) time.Time {
+	if m.stageTime {
+		return e.done
+	}
+	return e.at
+}
+
+// delivered reports whether the function was delivered e.
+func (m *liveModel) delivered(e *genEvent) bool {
+	if m.lag == nil {
+		return !e.at.Before(m.since)
+	}
+	return !e.done.Add(m.lag[e.stream]).Before(m.since)
 }
