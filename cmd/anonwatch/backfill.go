@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,46 +12,49 @@ import (
 )
 
 // liveFence is detect.Config.Fence for a replay into the function's table:
-// per cluster, the mark the function keeps there (detect.LiveMarks), read
-// once, or the time --live-since gave for every cluster.
+// per cluster, the marks of its streams the function keeps there
+// (detect.LiveMarks), read once, or the time --live-since gave for every
+// stream.
 type liveFence struct {
 	marks    detect.LiveMarks
 	override *time.Time // --live-since; a zero time: count everything
 
 	mu    sync.Mutex
-	since map[string]time.Time
+	since map[string]map[string]time.Time // cluster → stream → mark
 }
 
-func (f *liveFence) fence(ctx context.Context, cluster string) (time.Time, error) {
+func (f *liveFence) fence(ctx context.Context, cluster, stream string) (time.Time, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if t, ok := f.since[cluster]; ok {
-		return t, nil
-	}
-	var t time.Time
-	if f.override != nil {
-		t = *f.override
-	} else {
-		var err error
-		if t, err = f.marks.LiveSince(ctx, cluster); err != nil {
-			return time.Time{}, err
+	marks, ok := f.since[cluster]
+	if !ok {
+		if f.override != nil {
+			// For the summary too, --live-since's as the table's.
+			marks = map[string]time.Time{"": *f.override}
+		} else {
+			var err error
+			if marks, err = f.marks.LiveSince(ctx, cluster); err != nil {
+				return time.Time{}, err
+			}
 		}
+		if f.since == nil {
+			f.since = make(map[string]map[string]time.Time)
+		}
+		f.since[cluster] = marks
 	}
-	if f.since == nil {
-		f.since = make(map[string]time.Time)
+	if f.override != nil {
+		return *f.override, nil
 	}
-	// For the summary too, --live-since's as the table's.
-	f.since[cluster] = t
-	return t, nil
+	return detect.FenceOf(marks, stream), nil
 }
 
-// marks returns the fence of each cluster read so far, for the summary.
-func (f *liveFence) marksRead() map[string]time.Time {
+// marksRead returns the marks of each cluster read so far, for the summary.
+func (f *liveFence) marksRead() map[string]map[string]time.Time {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[string]time.Time, len(f.since))
-	for c, t := range f.since {
-		out[c] = t
+	out := make(map[string]map[string]time.Time, len(f.since))
+	for c, m := range f.since {
+		out[c] = maps.Clone(m)
 	}
 	return out
 }

@@ -68,12 +68,21 @@ func exportStream(name string) string {
 // (JSON lines, get-log-events output, extracted messages): the file's own
 // name, without its folders, so that the same file makes the same batches
 // (detect.BatchID) wherever it is read from, and replay --table of it
-// again changes nothing.
+// again changes nothing; and without the extensions replay reads, so that
+// a file named after its log stream (kube-apiserver-audit-….jsonl, as
+// get-log-events output is saved) is fenced by that stream's live mark
+// (detect.FenceOf).
 func fileStream(name string) string {
+	base := filepath.Base(name)
 	if isS3(name) {
-		return path.Base(name)
+		base = path.Base(name)
 	}
-	return filepath.Base(name)
+	for _, ext := range []string{".gz", ".jsonl", ".json"} {
+		if s, ok := strings.CutSuffix(base, ext); ok && s != "" {
+			base = s
+		}
+	}
+	return base
 }
 
 func allDigits(s string) bool {

@@ -26,8 +26,8 @@ func batchIDs(t *testing.T, name, src string) []string {
 	rd := &reader{cluster: "local", lim: cwlogs.DefaultLimits, maxLine: audit.DefaultMaxSize}
 	var ids []string
 	err := rd.each(name, strings.NewReader(src), func(b *cwlogs.Batch) error {
-		if b.LogStream != name {
-			t.Errorf("log stream %q, want the input name %q", b.LogStream, name)
+		if want := fileStream(name); b.LogStream != want {
+			t.Errorf("log stream %q, want the input name %q without its extensions", b.LogStream, want)
 		}
 		ids = append(ids, detect.BatchID(b))
 		return nil

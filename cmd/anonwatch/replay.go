@@ -359,8 +359,8 @@ type totals struct {
 	evalErrors                                  int64 // over the run, from the rule set
 	skipped                                     map[string]int
 	fenced                                      int
-	fences                                      map[string]time.Time // per cluster, the function's mark
-	routed                                      [2]int64             // with --topic: published to it, printed
+	fences                                      map[string]map[string]time.Time // per cluster and stream, the function's marks
+	routed                                      [2]int64                        // with --topic: published to it, printed
 }
 
 func (t *totals) add(r *detect.Result) {
@@ -420,8 +420,24 @@ func (t *totals) summary(report bool, took time.Duration, calls func() int64) st
 		clusters := slices.Sorted(maps.Keys(t.fences))
 		var parts []string
 		for _, c := range clusters {
-			if m := t.fences[c]; !m.IsZero() {
-				parts = append(parts, fmt.Sprintf("%s from %s", c, m.Format(time.RFC3339Nano)))
+			var first, last time.Time
+			n := 0
+			for _, m := range t.fences[c] {
+				if m.IsZero() {
+					continue
+				}
+				if n++; n == 1 || m.Before(first) {
+					first = m
+				}
+				if m.After(last) {
+					last = m
+				}
+			}
+			switch {
+			case n == 1:
+				parts = append(parts, fmt.Sprintf("%s from %s", c, first.Format(time.RFC3339Nano)))
+			case n > 1:
+				parts = append(parts, fmt.Sprintf("%s's %d log streams from %s to %s", c, n, first.Format(time.RFC3339Nano), last.Format(time.RFC3339Nano)))
 			}
 		}
 		if len(parts) > 0 {

@@ -71,7 +71,7 @@ func TestRouter(t *testing.T) {
 // 10:10:00.200 would seem to be the function's.
 func TestSummaryNamesTheMarkExactly(t *testing.T) {
 	mark := time.Date(2026, 11, 28, 10, 10, 0, 500e6, time.UTC)
-	tot := totals{fenced: 3, fences: map[string]time.Time{"demo": mark}}
+	tot := totals{fenced: 3, fences: map[string]map[string]time.Time{"demo": {"kube-apiserver-audit-a": mark}}}
 	s := tot.summary(false, time.Second, nil)
 	if want := "3 events left to the function, which counts demo from 2026-11-28T10:10:00.5Z"; !strings.Contains(s, want) {
 		t.Errorf("summary %q does not say %q", s, want)
@@ -87,10 +87,10 @@ func TestSummaryNamesTheMarkExactly(t *testing.T) {
 func TestLiveSinceInSummary(t *testing.T) {
 	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	f := &liveFence{override: &at}
-	if got, err := f.fence(context.Background(), "demo"); err != nil || !got.Equal(at) {
+	if got, err := f.fence(context.Background(), "demo", "kube-apiserver-audit-a"); err != nil || !got.Equal(at) {
 		t.Fatalf("fence = %v, %v; want %v", got, err, at)
 	}
-	if got := f.marksRead(); !got["demo"].Equal(at) {
+	if got := f.marksRead(); !got["demo"][""].Equal(at) {
 		t.Errorf("marks read %v; want demo at %v", got, at)
 	}
 }

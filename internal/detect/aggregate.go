@@ -650,12 +650,6 @@ func (d *Detector) read(le *cwlogs.LogEvent, stream string) (audit.Event, readRe
 	return ev, readResult{err: err}
 }
 
-// auditStreamPrefix begins the name of every EKS audit log stream
-// (kube-apiserver-audit-<id>); the log group also holds the API server's,
-// authenticator's, controller manager's and scheduler's own logs. AWS
-// names the streams.
-const auditStreamPrefix = "kube-apiserver-audit-"
-
 // suspect returns the damage of a line no pre-filter string occurs in, or
 // "" when it is whole: CloudWatch's agent's mark, a length over the
 // parser's bound, or, from suspectLen up, not being whole JSON.
@@ -722,7 +716,8 @@ func (d *Detector) Aggregate(b *cwlogs.Batch) ([]Aggregate, Result) {
 // AggregateContext is Aggregate with the context its log lines are
 // written with.
 func (d *Detector) AggregateContext(ctx context.Context, b *cwlogs.Batch) ([]Aggregate, Result) {
-	return d.aggregateBatch(ctx, b, true, time.Time{})
+	aggs, res, _ := d.aggregateBatch(ctx, b, true, time.Time{})
+	return aggs, res
 }
 
 // aggregateBatch is Aggregate; report keeps Aggregate.Values. Process
@@ -731,11 +726,18 @@ func (d *Detector) AggregateContext(ctx context.Context, b *cwlogs.Batch) ([]Agg
 // request URIs costs it little memory. ctx carries the request id into its
 // log lines. Unless until is zero, the events from until on are left out
 // (Config.Fence).
-func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report bool, until time.Time) ([]Aggregate, Result) {
-	res := Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}
+//
+// markFrom is the earliest log event time, Unix ms, of the events the
+// batch counted, long-running ones aside: what Config.MarkLive records.
+// The mark must not be later than any event the function counted, or a
+// backfill counts it again; it need not be earlier than what it counted,
+// and the later it is, the less a backfill leaves out of what was shipped
+// before the subscription began.
+func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report bool, until time.Time) (aggs []Aggregate, res Result, markFrom int64) {
+	res = Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}
 	if b.MessageType == cwlogs.ControlMessage {
 		res.Control = true
-		return nil, res
+		return nil, res, 0
 	}
 	agg := newAggregator(b.Cluster, d.scopeOf(b), d.maxGroups, report)
 	var matched []int // events some rule matched, for a second pass
@@ -778,6 +780,12 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 			skip(r.skip, le.ID, r.err)
 			continue
 		case until.IsZero():
+		case ev.LongRunning():
+			// Counted by its request's identity, a set that merges
+			// once whoever counts it (requestIdentity): never fenced.
+			// Its log time is the request's own if CloudWatch's is,
+			// hours before its record was shipped, so the mark
+			// ignores it too (markFrom).
 		case le.Timestamp > 0 && le.Timestamp >= until.UnixMilli(),
 			// No log event time (JSON lines, extracted messages): the
 			// time the API server wrote the record stands for it.
@@ -806,6 +814,9 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 		})
 		if res.Matched > n {
 			matched = append(matched, i)
+			if le.Timestamp > 0 && !ev.LongRunning() && (markFrom == 0 || le.Timestamp < markFrom) {
+				markFrom = le.Timestamp
+			}
 		}
 	}
 	if agg.overflowed() {
@@ -817,7 +828,7 @@ func (d *Detector) aggregateBatch(ctx context.Context, b *cwlogs.Batch, report b
 	if n := res.SkippedTotal() - res.Skipped[SkipStage]; n > skipLogLimit {
 		d.log.InfoContext(ctx, "skipped log events", slog.Int("count", n), slog.Any("by_reason", res.Skipped))
 	}
-	return out, res
+	return out, res, markFrom
 }
 
 // The event times the detector accepts: [minEventTime, endEventTime).

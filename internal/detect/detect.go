@@ -9,6 +9,7 @@ package detect
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/anonwatch/anonwatch/internal/rules"
@@ -262,16 +263,49 @@ type State interface {
 }
 
 // LiveMarks is kept by a State that the function and a backfill share: per
-// cluster, the earliest log event time of the deliveries the function
-// applied. The function counts every event it is delivered, so a backfill
-// into the same state counts only what came before (Config.Fence).
+// cluster and log stream, the earliest log event time of the deliveries
+// the function applied. A subscription delivers each stream from where it
+// stood when the subscription began, and streams are shipped with delays
+// of their own, so one mark per cluster would leave out what a quicker
+// stream shipped before then. The function counts every event it is
+// delivered, so a backfill into the same state counts only what came
+// before each stream's mark (Config.Fence, FenceOf).
 type LiveMarks interface {
-	// MarkLive lowers cluster's mark to at, or sets it; a later time
-	// leaves it as it is.
-	MarkLive(ctx context.Context, cluster string, at time.Time) error
-	// LiveSince returns cluster's mark, or the zero time when the function
-	// has applied nothing for it.
-	LiveSince(ctx context.Context, cluster string) (time.Time, error)
+	// MarkLive lowers the mark of cluster's stream to at, or sets it; a
+	// later time leaves it as it is.
+	MarkLive(ctx context.Context, cluster, stream string, at time.Time) error
+	// LiveSince returns the marks of cluster's streams; none when the
+	// function has applied nothing for it.
+	LiveSince(ctx context.Context, cluster string) (map[string]time.Time, error)
+}
+
+// auditStreamPrefix begins the name of every EKS audit log stream
+// (kube-apiserver-audit-<id>); the log group also holds the API server's,
+// authenticator's, controller manager's and scheduler's own logs. AWS
+// names the streams.
+const auditStreamPrefix = "kube-apiserver-audit-"
+
+// FenceOf returns the time from which the function counts stream's events,
+// given its cluster's marks (LiveMarks.LiveSince): the stream's own mark;
+// none (zero) for an audit stream the function was never delivered, whose
+// history is all the backfill's; and for a batch whose stream is unknown
+// (JSON lines name it by their file) the latest of the marks, so that
+// nothing is left out, at the cost of counting again what the function
+// counted of its earlier streams before that.
+func FenceOf(marks map[string]time.Time, stream string) time.Time {
+	if t, ok := marks[stream]; ok {
+		return t
+	}
+	if strings.HasPrefix(stream, auditStreamPrefix) {
+		return time.Time{}
+	}
+	var latest time.Time
+	for _, t := range marks {
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	return latest
 }
 
 // Publisher delivers findings to people and machines.

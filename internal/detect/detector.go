@@ -62,7 +62,7 @@ type Config struct {
 	// into the function's table counts no event twice. A delivery is
 	// never fenced: its batch id is the function's, so state already
 	// counts it once.
-	Fence func(ctx context.Context, cluster string) (time.Time, error)
+	Fence func(ctx context.Context, cluster, stream string) (time.Time, error)
 	// Qualify keeps apart the clusters of one name in different accounts
 	// or regions (cwlogs.Batch.Owner and Region), as an organization's
 	// detector must: their state keys, finding ids, budgets and live marks
@@ -97,12 +97,12 @@ type Detector struct {
 	maxGroups   int
 	held        func(context.Context, *Finding)
 	holdWorkers int
-	fence       func(context.Context, string) (time.Time, error)
+	fence       func(context.Context, string, string) (time.Time, error)
 	qualify     bool
 	live        LiveMarks // nil unless Config.MarkLive
 
 	mu     sync.Mutex
-	marked map[string]int64 // per cluster, the earliest mark recorded, Unix ms
+	marked map[string]int64 // per cluster and stream, the earliest mark recorded, Unix ms
 }
 
 // New returns a Detector for cfg.
@@ -163,7 +163,8 @@ type Prepared struct {
 	aggs     []Aggregate
 	res      Result
 	info     batchInfo
-	first    int64 // the batch's earliest log event time, Unix ms
+	stream   string
+	first    int64 // aggregateBatch's markFrom
 	gathered bool  // cwlogs.Batch.Gathered: not the function's to mark
 	err      error // Prepare's, returned by Commit
 }
@@ -180,12 +181,12 @@ func (d *Detector) Prepare(ctx context.Context, b *cwlogs.Batch) *Prepared {
 	ref := ClusterRef(b.Cluster, scope)
 	if d.fence != nil && b.Gathered && b.MessageType != cwlogs.ControlMessage {
 		var err error
-		if until, err = d.fence(ctx, ref); err != nil {
-			return &Prepared{err: fmt.Errorf("read where the function began counting cluster %s: %w", ref, err), res: Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}}
+		if until, err = d.fence(ctx, ref, b.LogStream); err != nil {
+			return &Prepared{err: fmt.Errorf("read where the function began counting cluster %s, stream %s: %w", ref, b.LogStream, err), res: Result{Batch: BatchID(b), Cluster: b.Cluster, Events: len(b.Events)}}
 		}
 	}
-	aggs, res := d.aggregateBatch(ctx, b, false, until)
-	return &Prepared{aggs: aggs, res: res, info: batchInfo{id: res.Batch, cluster: b.Cluster, logGroup: b.LogGroup, scope: scope, shown: Scope{b.Owner, b.Region}}, first: firstTimestamp(b), gathered: b.Gathered}
+	aggs, res, markFrom := d.aggregateBatch(ctx, b, false, until)
+	return &Prepared{aggs: aggs, res: res, info: batchInfo{id: res.Batch, cluster: b.Cluster, logGroup: b.LogGroup, scope: scope, shown: Scope{b.Owner, b.Region}}, stream: b.LogStream, first: markFrom, gathered: b.Gathered}
 }
 
 // scopeOf returns the scope b's clusters are kept apart by: its account
@@ -207,34 +208,23 @@ func ClusterRef(cluster string, scope Scope) string {
 	return cluster + "@" + scope.Account + "/" + scope.Region
 }
 
-// firstTimestamp returns the earliest log event time of b, Unix ms; 0 when
-// no event has one.
-func firstTimestamp(b *cwlogs.Batch) int64 {
-	var first int64
-	for i := range b.Events {
-		if t := b.Events[i].Timestamp; t > 0 && (first == 0 || t < first) {
-			first = t
-		}
-	}
-	return first
-}
-
-// markLive records first as cluster's live mark unless an earlier one was
-// recorded from this process: after the first delivery, marking costs
-// nothing but a comparison.
-func (d *Detector) markLive(ctx context.Context, cluster string, first int64) error {
+// markLive records first as the live mark of cluster's stream unless an
+// earlier one was recorded from this process: after a stream's first
+// delivery, marking costs nothing but a comparison.
+func (d *Detector) markLive(ctx context.Context, cluster, stream string, first int64) error {
+	k := cluster + "\x00" + stream
 	d.mu.Lock()
-	m, ok := d.marked[cluster]
+	m, ok := d.marked[k]
 	d.mu.Unlock()
 	if first <= 0 || ok && m <= first {
 		return nil
 	}
-	if err := d.live.MarkLive(ctx, cluster, time.UnixMilli(first).UTC()); err != nil {
-		return fmt.Errorf("mark cluster %s live from %s: %w", cluster, time.UnixMilli(first).UTC().Format(time.RFC3339), err)
+	if err := d.live.MarkLive(ctx, cluster, stream, time.UnixMilli(first).UTC()); err != nil {
+		return fmt.Errorf("mark cluster %s stream %s live from %s: %w", cluster, stream, time.UnixMilli(first).UTC().Format(time.RFC3339Nano), err)
 	}
 	d.mu.Lock()
-	if m, ok := d.marked[cluster]; !ok || first < m {
-		d.marked[cluster] = first
+	if m, ok := d.marked[k]; !ok || first < m {
+		d.marked[k] = first
 	}
 	d.mu.Unlock()
 	return nil
@@ -258,7 +248,7 @@ func (d *Detector) Commit(ctx context.Context, p *Prepared) (Result, error) {
 	// alone, whether or not they made any. A gathered batch is a
 	// backfill's own history, which marks nothing.
 	if d.live != nil && !res.Control && !p.gathered {
-		if err := d.markLive(ctx, p.info.ref(), p.first); err != nil {
+		if err := d.markLive(ctx, p.info.ref(), p.stream, p.first); err != nil {
 			return res, err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,7 +114,8 @@ func TestBackfillDrill(t *testing.T) {
 	table := emu.NewTable(t, sharedDynamo.URL(), "drill-")
 	topic, q := newTopicAndQueue(t, sharedSNS.URL())
 	fn := startFunction(t, functionEnv(sharedDynamo.URL(), sharedSNS.URL(), table, topic))
-	live, firstLive := 0, int64(0)
+	live := 0
+	firstLive := map[string]int64{} // per stream: the marks the function leaves
 	for _, b := range batches {
 		var cur cwlogs.Batch
 		flush := func() {
@@ -140,8 +142,8 @@ func TestBackfillDrill(t *testing.T) {
 			}
 			cur.Events = append(cur.Events, e)
 			live++
-			if firstLive == 0 || e.Timestamp < firstLive {
-				firstLive = e.Timestamp
+			if f, ok := firstLive[b.LogStream]; !ok || e.Timestamp < f {
+				firstLive[b.LogStream] = e.Timestamp
 			}
 		}
 		flush()
@@ -165,7 +167,9 @@ func TestBackfillDrill(t *testing.T) {
 		t.Fatalf("anonwatch replay --table: exit %d: %s", code, summary)
 	}
 	t.Logf("backfill: %s", summary)
-	if want := fmt.Sprintf("%d events left to the function, which counts drill from %s", live, time.UnixMilli(firstLive).UTC().Format(time.RFC3339Nano)); !strings.Contains(summary, want) {
+	marks := slices.Sorted(maps.Values(firstLive))
+	if want := fmt.Sprintf("%d events left to the function, which counts drill's 2 log streams from %s to %s", live,
+		time.UnixMilli(marks[0]).UTC().Format(time.RFC3339Nano), time.UnixMilli(marks[len(marks)-1]).UTC().Format(time.RFC3339Nano)); !strings.Contains(summary, want) {
 		t.Errorf("summary %q does not say %q", summary, want)
 	}
 	published := delivered(t, emu.MustReceive(t, q))

@@ -49,6 +49,10 @@
 //	places      SS  the FindingIDs granted, at most Draw.Limit (rules.MaxBudget, 1,000 IDs: 25 KB)
 //	expires_at  N   TTL: max(period end, now) + TTLMargin
 //
+// A live-mark item holds where the function began counting one log stream
+// of one cluster (detect.LiveMarks; see live.go): pk "live#" + cluster, sk
+// "s#" + stream, since_ms.
+//
 // # Idempotency and bounded items
 //
 // Each (batch, key, bucket) merge is one UpdateItem that ADDs counts and sets

@@ -48,8 +48,8 @@ type State struct {
 	mu      sync.Mutex
 	series  map[string]*series // key → its buckets
 	notices map[noticeKey]*notice
-	budgets map[noticeKey]map[string]bool // findings holding a budget's places
-	live    map[string]time.Time          // per cluster, detect.LiveMarks
+	budgets map[noticeKey]map[string]bool   // findings holding a budget's places
+	live    map[string]map[string]time.Time // per cluster and stream, detect.LiveMarks
 }
 
 var (
@@ -57,21 +57,29 @@ var (
 	_ detect.LiveMarks = (*State)(nil)
 )
 
-// MarkLive lowers cluster's live mark to at (detect.LiveMarks).
-func (s *State) MarkLive(_ context.Context, cluster string, at time.Time) error {
+// MarkLive lowers the live mark of cluster's stream to at
+// (detect.LiveMarks).
+func (s *State) MarkLive(_ context.Context, cluster, stream string, at time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m, ok := s.live[cluster]; !ok || at.Before(m) {
-		s.live[cluster] = at.UTC()
+	if s.live[cluster] == nil {
+		s.live[cluster] = map[string]time.Time{}
+	}
+	if m, ok := s.live[cluster][stream]; !ok || at.Before(m) {
+		s.live[cluster][stream] = at.UTC()
 	}
 	return nil
 }
 
-// LiveSince returns cluster's live mark (detect.LiveMarks).
-func (s *State) LiveSince(_ context.Context, cluster string) (time.Time, error) {
+// LiveSince returns the live marks of cluster's streams (detect.LiveMarks).
+func (s *State) LiveSince(_ context.Context, cluster string) (map[string]time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.live[cluster], nil
+	out := make(map[string]time.Time, len(s.live[cluster]))
+	for k, v := range s.live[cluster] {
+		out[k] = v
+	}
+	return out, nil
 }
 
 // series is one key's stored buckets, ascending by start, so that a window
@@ -132,7 +140,7 @@ func New(now func() time.Time, lease time.Duration) *State {
 		series:  make(map[string]*series),
 		notices: make(map[noticeKey]*notice),
 		budgets: make(map[noticeKey]map[string]bool),
-		live:    make(map[string]time.Time),
+		live:    make(map[string]map[string]time.Time),
 	}
 }
 

@@ -153,7 +153,7 @@ func Property(t *testing.T, newState func(t *testing.T, now func() time.Time) de
 	var periods, published, batches int
 	for i := range cfg.Cases {
 		rng := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
-		sc := generate(rng, fmt.Sprintf("prop-%d-%d", cfg.Seed, i), cfg.Events)
+		sc := generate(rng, fmt.Sprintf("prop-%d-%d", cfg.Seed, i), cfg.Events, cfg.Backfill)
 		n, pub, msg := runCase(set, st, sc, cfg, rng.Uint64())
 		if msg != "" {
 			t.Fatalf("case %d (seed %d): %s\n%s", i, cfg.Seed, msg, sc.describe())
@@ -216,7 +216,7 @@ var (
 
 // generate makes a scenario: bursts of requests from a few addresses over
 // up to three hours, written by up to three API server streams.
-func generate(rng *rand.Rand, cluster string, maxEvents int) *scenario {
+func generate(rng *rand.Rand, cluster string, maxEvents int, perStream bool) *scenario {
 	sc := &scenario{cluster: cluster}
 	nStreams := 1 + rng.IntN(3)
 	for s := range nStreams {
@@ -280,7 +280,7 @@ func generate(rng *rand.Rand, cluster string, maxEvents int) *scenario {
 			sc.events = append(sc.events, started, complete)
 		}
 	}
-	sc.batches = cut(rng, sc)
+	sc.batches = cut(rng, sc, perStream)
 	return sc
 }
 
@@ -288,9 +288,11 @@ func generate(rng *rand.Rand, cluster string, maxEvents int) *scenario {
 // cuts (what CloudWatch delivers), sometimes shuffled within a batch, and
 // sometimes mixed across streams (what a replay of exported files gives).
 // The batches are then shuffled, and some are delivered twice.
-func cut(rng *rand.Rand, sc *scenario) [][]int {
+func cut(rng *rand.Rand, sc *scenario, perStream bool) [][]int {
 	var batches [][]int
-	if rng.IntN(4) == 0 {
+	// A backfill case delivers the function only what CloudWatch would:
+	// one stream per delivery, which the live marks are kept by.
+	if mix := rng.IntN(4) == 0; mix && !perStream {
 		idx := rng.Perm(len(sc.events))
 		for len(idx) > 0 {
 			k := 1 + rng.IntN(len(idx))
@@ -633,7 +635,10 @@ func runCase(set *rules.Set, st detect.State, sc *scenario, pc PropertyConfig, s
 		}
 		model = newLiveModel(rng, sc, fence, pc.Ingest)
 		cfg.MarkLive = false
-		cfg.Fence = fst.LiveSince
+		cfg.Fence = func(ctx context.Context, cluster, stream string) (time.Time, error) {
+			marks, err := fst.LiveSince(ctx, cluster)
+			return detect.FenceOf(marks, stream), err
+		}
 		if filler, err = detect.New(cfg); err != nil {
 			return periods, 0, err.Error()
 		}
@@ -1010,11 +1015,14 @@ func PropertyEnv(t *testing.T, cfg PropertyConfig) PropertyConfig {
 // function left.
 func runBackfill(filler *detect.Detector, st *flakyState, sc *scenario, model *liveModel, seed uint64) string {
 	ctx := context.Background()
-	var first time.Time
+	// The function marks each stream from the earliest event it counted,
+	// watches aside (every generated event is anonymous, so counted).
+	first := map[string]time.Time{}
 	for i := range sc.events {
 		e := &sc.events[i]
-		if t := model.logTime(e); model.delivered(e) && (first.IsZero() || t.Before(first)) {
-			first = t
+		s := sc.streams[e.stream]
+		if t := model.logTime(e); model.delivered(e) && e.verb != "watch" && (first[s].IsZero() || t.Before(first[s])) {
+			first[s] = t
 		}
 	}
 	for range 100 {
@@ -1022,8 +1030,8 @@ func runBackfill(filler *detect.Detector, st *flakyState, sc *scenario, model *l
 		if err != nil {
 			continue
 		}
-		if !got.Equal(first) {
-			return fmt.Sprintf("live mark %v after the function's deliveries, want its earliest event %v", got, first)
+		if !maps.EqualFunc(got, first, time.Time.Equal) {
+			return fmt.Sprintf("live marks %v after the function's deliveries, want each stream's earliest event %v", got, first)
 		}
 		break
 	}
@@ -1038,7 +1046,18 @@ func runBackfill(filler *detect.Detector, st *flakyState, sc *scenario, model *l
 			Cluster:     sc.cluster,
 			Gathered:    true,
 		}
-		for _, i := range idx[:k] {
+		// An archive names each event's stream, and replay batches them
+		// by it; JSON lines are named by their file, here one per
+		// stream named after it (replay drops the extension).
+		var take, rest []int
+		for _, i := range idx {
+			if len(take) < k && sc.events[i].stream == sc.events[idx[0]].stream {
+				take = append(take, i)
+			} else {
+				rest = append(rest, i)
+			}
+		}
+		for _, i := range take {
 			e := &sc.events[i]
 			le := cwlogs.LogEvent{ID: fmt.Sprintf("backfill-%s-%d", sc.cluster, i), Timestamp: model.logTime(e).UnixMilli(), Message: e.line}
 			if model.lines {
@@ -1046,7 +1065,7 @@ func runBackfill(filler *detect.Detector, st *flakyState, sc *scenario, model *l
 			}
 			b.Events = append(b.Events, le)
 		}
-		idx = idx[k:]
+		idx = rest
 		for range 1 + rng.IntN(2) { // some batches twice
 			var err error
 			for range 100 {
@@ -1063,21 +1082,21 @@ func runBackfill(filler *detect.Detector, st *flakyState, sc *scenario, model *l
 }
 
 // MarkLive and LiveSince pass on to the State's, failing as the rest.
-func (s *flakyState) MarkLive(ctx context.Context, cluster string, at time.Time) error {
+func (s *flakyState) MarkLive(ctx context.Context, cluster, stream string, at time.Time) error {
 	fail, after := s.f.fail()
 	if fail && !after {
 		return errFault
 	}
-	err := s.State.(detect.LiveMarks).MarkLive(ctx, cluster, at)
+	err := s.State.(detect.LiveMarks).MarkLive(ctx, cluster, stream, at)
 	if fail && err == nil {
 		return errFault
 	}
 	return err
 }
 
-func (s *flakyState) LiveSince(ctx context.Context, cluster string) (time.Time, error) {
+func (s *flakyState) LiveSince(ctx context.Context, cluster string) (map[string]time.Time, error) {
 	if fail, _ := s.f.fail(); fail {
-		return time.Time{}, errFault
+		return nil, errFault
 	}
 	return s.State.(detect.LiveMarks).LiveSince(ctx, cluster)
 }

@@ -936,8 +936,8 @@ func testEvidenceBudget(t *testing.T, st detect.State, _ *Clock) {
 	}
 }
 
-// testLiveMarks: a mark only moves earlier, whatever order concurrent
-// marks arrive in, and clusters do not share one.
+// testLiveMarks: a stream's mark only moves earlier, whatever order
+// concurrent marks arrive in; streams and clusters do not share one.
 func testLiveMarks(t *testing.T, st detect.State, _ *Clock) {
 	lm, ok := st.(detect.LiveMarks)
 	if !ok {
@@ -945,31 +945,44 @@ func testLiveMarks(t *testing.T, st detect.State, _ *Clock) {
 	}
 	ctx := context.Background()
 	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	if got, err := lm.LiveSince(ctx, "prod"); err != nil || !got.IsZero() {
-		t.Fatalf("LiveSince before any mark = %v, %v; want zero", got, err)
+	if got, err := lm.LiveSince(ctx, "prod"); err != nil || len(got) != 0 {
+		t.Fatalf("LiveSince before any mark = %v, %v; want none", got, err)
 	}
+	const a, b = "kube-apiserver-audit-a", "kube-apiserver-audit-b"
 	var wg sync.WaitGroup
 	for _, m := range []int{7, 3, 9, 5, 4} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := lm.MarkLive(ctx, "prod", base.Add(time.Duration(m)*time.Minute+123*time.Millisecond)); err != nil {
-				t.Error(err)
-			}
-		}()
+		for _, stream := range []string{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				at := base.Add(time.Duration(m)*time.Minute + 123*time.Millisecond)
+				if stream == b {
+					at = at.Add(30 * time.Second)
+				}
+				if err := lm.MarkLive(ctx, "prod", stream, at); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
 	}
 	wg.Wait()
-	if err := lm.MarkLive(ctx, "staging", base.Add(time.Hour)); err != nil {
+	if err := lm.MarkLive(ctx, "staging", a, base.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	for cluster, want := range map[string]time.Time{
-		"prod":    base.Add(3*time.Minute + 123*time.Millisecond),
-		"staging": base.Add(time.Hour),
+	for cluster, want := range map[string]map[string]time.Time{
+		"prod":    {a: base.Add(3*time.Minute + 123*time.Millisecond), b: base.Add(3*time.Minute + 30*time.Second + 123*time.Millisecond)},
+		"staging": {a: base.Add(time.Hour)},
 		"dev":     {},
 	} {
 		got, err := lm.LiveSince(ctx, cluster)
-		if err != nil || !got.Equal(want) {
+		if err != nil || len(got) != len(want) {
 			t.Errorf("LiveSince(%s) = %v, %v; want %v", cluster, got, err, want)
+			continue
+		}
+		for s, w := range want {
+			if !got[s].Equal(w) {
+				t.Errorf("LiveSince(%s)[%s] = %v; want %v", cluster, s, got[s], w)
+			}
 		}
 	}
 }
