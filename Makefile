@@ -83,6 +83,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 bench: ## pipeline throughput beside the floor and the naive baseline, one table
 	scripts/bench.sh
 
+.PHONY: bench-fanin
+bench-fanin: ## fan-in load: N clusters' Kinesis records through the handler against dynalite (CLUSTERS, RECORDS, BATCH, LANES, DELAY)
+	scripts/bench-fanin.sh
+
 .PHONY: bench-replay
 bench-replay: ## replay of a busy day's first 1M events, whole process on 2 cores, beside the floor and the naive baseline
 	scripts/bench-replay.sh

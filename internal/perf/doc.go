@@ -16,4 +16,14 @@
 // process, over a generated day of a busy cluster (archive_test.go),
 // beside the floor and the naive baseline; scripts/bench-replay.sh prints
 // its table.
+//
+// BenchmarkFanin (build tag integration) is the organization deployment's
+// load generator: N simulated clusters in several accounts, one address
+// scanning them all, their deliveries as a CloudWatch Logs destination
+// writes them to Kinesis, batched as the event source mapping batches
+// them, through the real handler against a dynalite it starts; it prints
+// throughput, DynamoDB calls per record, latency per invocation and the
+// hottest partition keys (scripts/bench-fanin.sh, docs/scale.md).
+// TestFaninKeysStayPerCluster checks on a small fan-in that no partition
+// key serves more than one cluster.
 package perf

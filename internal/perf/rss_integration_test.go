@@ -284,7 +284,7 @@ func goawsConfig(port int) string {
 
 // startServer starts an emulator in its own process group, logging to
 // logPath, and stops it by that group when the test ends.
-func startServer(t *testing.T, logPath, dir string, argv ...string) {
+func startServer(t testing.TB, logPath, dir string, argv ...string) {
 	t.Helper()
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -316,7 +316,7 @@ func startServer(t *testing.T, logPath, dir string, argv ...string) {
 	})
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -327,7 +327,7 @@ func freePort(t *testing.T) int {
 }
 
 // waitListening waits until something accepts connections on port.
-func waitListening(t *testing.T, port int) {
+func waitListening(t testing.TB, port int) {
 	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(20 * time.Second)
