@@ -918,11 +918,11 @@ func TestMemberPlainCloudFormation(t *testing.T) {
 	}
 }
 
-// TestRulesGroupByCluster backs the multi-region design
-// (docs/organization.md, "Several regions"): a detector and table per
-// region lose nothing to one shared table only because every default rule
-// groups by cluster, so that with QUALIFY_CLUSTERS no state item is shared
-// by two regions' clusters.
+// TestRulesGroupByCluster: every default rule groups by cluster, so each
+// finding names one cluster. With QUALIFY_CLUSTERS no state item is shared
+// by two accounts' or regions' clusters whatever a rule groups by
+// (internal/detect, TestMemberAccountCannotSuppressAnother), which the
+// multi-region design relies on (docs/organization.md, "Several regions").
 func TestRulesGroupByCluster(t *testing.T) {
 	set, err := rules.Default()
 	if err != nil {
@@ -930,7 +930,7 @@ func TestRulesGroupByCluster(t *testing.T) {
 	}
 	for _, r := range set.Rules() {
 		if !slices.Contains(r.GroupBy, rules.FieldClusterName) {
-			t.Errorf("rule %s groups by %v, not by cluster: its state would span regions, which per-region tables split (docs/organization.md)", r.ID, r.GroupBy)
+			t.Errorf("rule %s groups by %v, not by cluster: its findings name no cluster", r.ID, r.GroupBy)
 		}
 	}
 }

@@ -177,11 +177,15 @@ func newAggregator(cluster string, scope Scope, max int, report bool) *aggregato
 type groupID struct {
 	rule                                   *rules.Rule
 	src, net, cluster, user, groups, agent string
-	scope                                  Scope // with cluster
+	// scope is the batch's (Detector.scopeOf) whatever the rule groups
+	// by: in an organization, a rule that does not group by cluster must
+	// not let one member account's log lines, which it writes as it
+	// likes, count into or suppress another account's findings.
+	scope Scope
 }
 
 func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string, scope Scope) groupID {
-	id := groupID{rule: r}
+	id := groupID{rule: r, scope: scope}
 	for _, f := range r.GroupBy {
 		switch f {
 		case rules.FieldSrcIP:
@@ -189,7 +193,7 @@ func groupIDOf(r *rules.Rule, ev *audit.Event, cluster string, scope Scope) grou
 		case rules.FieldSrcNet:
 			id.net = r.Value(f, ev, cluster)
 		case rules.FieldClusterName:
-			id.cluster, id.scope = cluster, scope
+			id.cluster = cluster
 		case rules.FieldUser:
 			id.user = ev.User.Username
 		case rules.FieldGroups:

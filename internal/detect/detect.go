@@ -41,9 +41,10 @@ type Group struct {
 	// that groups by it.
 	SrcNet      string `json:"src_net,omitempty"`
 	ClusterName string `json:"cluster_name,omitempty"`
-	// Account and Region are the cluster's, set beside ClusterName when
-	// they are not the deployment's own (Config.Home): an organization's
-	// detector keeps the clusters of one name in two accounts apart.
+	// Account and Region are those of the batch's cluster, set with
+	// Config.Qualify for every group, whatever the rule groups by: an
+	// organization's detector keeps the clusters of one name in two
+	// accounts apart, and no account's groups meet another's.
 	Account   string   `json:"account,omitempty"`
 	Region    string   `json:"region,omitempty"`
 	User      string   `json:"user,omitempty"`
@@ -52,12 +53,12 @@ type Group struct {
 	// Sweep marks the group that holds, together, the requests of every
 	// group beyond the MaxGroups a rule tracks one by one in a batch: a
 	// sweep from more sources than a batch can afford to count apart.
-	// Only ClusterName is set beside it.
+	// Only ClusterName, with Account and Region, is set beside it.
 	Sweep bool `json:"sweep,omitempty"`
 }
 
 // Scope is the AWS account and region a cluster is in. The zero Scope is
-// the deployment's own (Config.Home), whose state keys are those of a
+// the deployment's own (no Config.Qualify), whose state keys are those of a
 // single-account deployment.
 type Scope struct{ Account, Region string }
 

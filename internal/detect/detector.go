@@ -67,7 +67,10 @@ type Config struct {
 	// or regions (cwlogs.Batch.Owner and Region), as an organization's
 	// detector must: their state keys, finding ids, budgets and live marks
 	// then carry the account and region (Group.Account, Group.Region;
-	// ClusterRef). Without it, as in a single-account deployment, which
+	// ClusterRef). A rule that does not group by cluster is kept per
+	// account and region too: a member account, which writes its own log
+	// groups as it likes, cannot count into or suppress another's
+	// findings. Without it, as in a single-account deployment, which
 	// only ever sees its own clusters, keys are those of the cluster name
 	// alone, as they always were. Findings name the account and region
 	// whenever the batch does, either way.
