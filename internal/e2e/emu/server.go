@@ -146,14 +146,7 @@ func StartDynalite(node, cli, logPath, dataDir string) (*Server, error) {
 			}
 			return a
 		},
-		ready: func(ctx context.Context, url string) error {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", url[len("http://"):])
-			if err == nil {
-				c.Close()
-			}
-			return err
-		},
+		ready: listening,
 	}
 	if err := s.start(); err != nil {
 		return nil, err
@@ -169,19 +162,23 @@ func StartKinesalite(node, launcher, logPath string) (*Server, error) {
 		name:    "kinesalite",
 		logPath: logPath,
 		args:    func(port int) []string { return []string{node, launcher, strconv.Itoa(port)} },
-		ready: func(ctx context.Context, url string) error {
-			var d net.Dialer
-			c, err := d.DialContext(ctx, "tcp", url[len("http://"):])
-			if err == nil {
-				c.Close()
-			}
-			return err
-		},
+		ready:   listening,
 	}
 	if err := s.start(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// listening is a Server's ready check for an emulator whose port answers
+// once it serves: a TCP connection is accepted.
+func listening(ctx context.Context, url string) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", url[len("http://"):])
+	if err == nil {
+		c.Close()
+	}
+	return err
 }
 
 // GoawsAccount is the account in every goaws configuration StartGoaws
