@@ -79,7 +79,7 @@ func chat(v view, c caps) ([]byte, error) {
 		ID:      v.id,
 		Content: chatContent{
 			TextType:    "client-markdown",
-			Title:       severityEmoji(v.severity) + " " + md(v.severity+": "+v.title+" on "+v.cluster, 200),
+			Title:       severityEmoji(v.severity) + " " + md(v.severity+": "+v.title+" on "+v.named(), 200),
 			Description: chatDescription(v, c),
 			NextSteps:   chatSteps(v),
 			Keywords:    keywords(v),

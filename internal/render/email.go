@@ -51,7 +51,7 @@ func EmailSubject(f *finding.Finding) string {
 	}
 	const on = " on "
 	room := MaxSubjectLen - len(sev) - len(on) - len(from)
-	rule, cluster := v.rule, v.cluster
+	rule, cluster := v.rule, v.named()
 	if len(rule)+len(cluster) > room {
 		cluster = cut(cluster, max(room-len(rule), 16))
 		rule = cut(rule, room-len(cluster))

@@ -44,6 +44,16 @@ type view struct {
 
 const unknownCluster = "CLUSTER"
 
+// named is the cluster as headlines name it: with its account when the
+// finding names one, so that two accounts' prod are told apart before
+// the message is opened.
+func (v *view) named() string {
+	if v.account == "" {
+		return v.cluster
+	}
+	return v.cluster + " (" + v.account + ")"
+}
+
 // regionFlag is " --region REGION" for a command about the cluster, when
 // the finding names its region.
 func (v *view) regionFlag() string {
@@ -188,14 +198,14 @@ func (v view) window() string { return line(v.f.Window, 32) }
 // with. It holds no value an attacker chose.
 func (v view) summary() string {
 	if d := v.f.Digest; d != nil {
-		return fmt.Sprintf("%s: %s on %s: %s in the %s from %s UTC", v.severity, v.title, v.cluster, v.sweep, v.window(), d.PeriodStart.UTC().Format("2006-01-02 15:04"))
+		return fmt.Sprintf("%s: %s on %s: %s in the %s from %s UTC", v.severity, v.title, v.named(), v.sweep, v.window(), d.PeriodStart.UTC().Format("2006-01-02 15:04"))
 	}
 	class := ""
 	if v.ip != "" || v.network != "" {
 		class = " (" + v.ipClass + ")"
 	}
 	return fmt.Sprintf("%s: %s on %s from %s%s, %d %s in %s",
-		v.severity, v.title, v.cluster, v.from(), class, v.f.Count, plural(v.f.Count, "request"), v.window())
+		v.severity, v.title, v.named(), v.from(), class, v.f.Count, plural(v.f.Count, "request"), v.window())
 }
 
 // countLabel names what a finding's Count counts: requests, or for a

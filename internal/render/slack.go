@@ -70,7 +70,7 @@ func SlackBlocks(f *finding.Finding) ([]byte, error) {
 
 func slackBlocks(v view, c caps) ([]byte, error) {
 	f := v.f
-	header, _ := clean(v.severity+": "+v.title+" on "+v.cluster, slackMaxHeader)
+	header, _ := clean(v.severity+": "+v.title+" on "+v.named(), slackMaxHeader)
 	header = prefixUTF16(header, slackMaxHeader)
 	blocks := []slackBlock{
 		{Type: "header", Text: &slackText{Type: "plain_text", Text: header, Emoji: true}},
