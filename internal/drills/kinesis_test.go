@@ -43,6 +43,13 @@ func TestKinesisRedeliveryDrill(t *testing.T) {
 		t.Fatalf("%v (scripts/tools.sh installs kinesalite)", err)
 	}
 	t.Cleanup(kin.Stop)
+	// A goaws of its own: lost responses and dropped connections are
+	// injected in front of it, and whatever they do to it stays here.
+	snsSrv, err := emu.StartGoaws(goawsBin, dir, "kinesis", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(snsSrv.Stop)
 	kc := kinesis.New(kinesis.Options{Region: "eu-west-1", BaseEndpoint: aws.String(kin.URL()),
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 		HTTPClient:  &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 30 * time.Second}})
@@ -75,7 +82,7 @@ func TestKinesisRedeliveryDrill(t *testing.T) {
 			name = c.String()
 		}
 		t.Run(name, func(t *testing.T) {
-			counts, published, st := kinesisCell(t, kc, gz, c)
+			counts, published, st := kinesisCell(t, kc, snsSrv, gz, c)
 			if c.pos == 0 {
 				baseline = counts
 			} else if diff := cmp.Diff(baseline, counts); diff != "" {
@@ -110,11 +117,11 @@ func TestKinesisRedeliveryDrill(t *testing.T) {
 
 // kinesisCell runs one cell and returns the table's bucket counts, the
 // findings the topic delivered and what the mappings did.
-func kinesisCell(t *testing.T, kc *kinesis.Client, data []byte, c cell) (map[string]int64, []outcomeFinding, esm.Stats) {
+func kinesisCell(t *testing.T, kc *kinesis.Client, snsSrv *emu.Server, data []byte, c cell) (map[string]int64, []outcomeFinding, esm.Stats) {
 	t.Helper()
 	ctx := context.Background()
 	table := emu.NewTable(t, sharedDynamo.URL(), "drill-")
-	topic, q := newTopicAndQueue(t, sharedSNS.URL())
+	topic, q := newTopicAndQueue(t, snsSrv.URL())
 	stream := uniqueName(t, "stream")
 	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(stream), ShardCount: aws.Int32(1)}); err != nil {
 		t.Fatal(err)
@@ -135,7 +142,7 @@ func kinesisCell(t *testing.T, kc *kinesis.Client, data []byte, c cell) (map[str
 
 	pd := faultproxy.New(sharedDynamo.URL())
 	defer pd.Close()
-	ps := faultproxy.New(sharedSNS.URL())
+	ps := faultproxy.New(snsSrv.URL())
 	defer ps.Close()
 	ps.SetProtocol(faultproxy.AWSQuery)
 	inj := map[service]*injector{dynamoDB: {svc: dynamoDB}, sns: {svc: sns}}
