@@ -42,6 +42,7 @@ import (
 
 	"github.com/anonwatch/anonwatch/internal/cwlogs"
 	"github.com/anonwatch/anonwatch/internal/esm"
+	"github.com/anonwatch/anonwatch/internal/synth"
 )
 
 func main() {
@@ -123,6 +124,7 @@ type record struct {
 // shuffled order, each with a random partition key.
 func records(files, accounts, clusters []string) ([]record, error) {
 	var out []record
+	now := time.Now().UnixMilli()
 	for fi, f := range files {
 		lines, err := readLines(f)
 		if err != nil {
@@ -131,9 +133,14 @@ func records(files, accounts, clusters []string) ([]record, error) {
 		stream := "kube-apiserver-audit-" + strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))
 		for _, acct := range accounts {
 			for _, cl := range clusters {
-				b := cwlogs.Batch{MessageType: cwlogs.DataMessage, Owner: acct, LogGroup: "/aws/eks/" + cl + "/cluster", LogStream: stream}
-				for i, l := range lines {
-					b.Events = append(b.Events, cwlogs.LogEvent{ID: fmt.Sprintf("%020d%036d", lineTime(l), fi*100000+i), Timestamp: lineTime(l), Message: l})
+				b := synth.Batch(lines, "/aws/eks/"+cl+"/cluster", stream, fi*100000)
+				b.Owner = acct
+				for i := range b.Events {
+					// CloudWatch dates every line, those cut before their
+					// stageTimestamp too.
+					if b.Events[i].Timestamp == 0 {
+						b.Events[i].Timestamp = now
+					}
 				}
 				p, err := cwlogs.EncodePayload(b)
 				if err != nil {
@@ -168,17 +175,6 @@ func readLines(path string) ([][]byte, error) {
 		}
 	}
 	return lines, sc.Err()
-}
-
-// lineTime is the line's stageTimestamp in Unix ms, or now.
-func lineTime(line []byte) int64 {
-	var v struct {
-		StageTimestamp time.Time `json:"stageTimestamp"`
-	}
-	if json.Unmarshal(line, &v) != nil || v.StageTimestamp.IsZero() {
-		return time.Now().UnixMilli()
-	}
-	return v.StageTimestamp.UnixMilli()
 }
 
 // httpInvoker posts each event to the emulator, one at a time (it runs one

@@ -171,10 +171,7 @@ func (h *Handler) emit(r *detect.Result, cluster string, dyn, sns int64, took ti
 	if failed {
 		failures = 1
 	}
-	values := []struct {
-		name, unit string
-		v          float64
-	}{
+	h.writeEMF(cluster, []metric{
 		{"Events", "Count", float64(r.Events)},
 		{"Filtered", "Count", float64(r.Filtered)},
 		{"Skipped", "Count", float64(r.SkippedTotal())},
@@ -189,7 +186,17 @@ func (h *Handler) emit(r *detect.Result, cluster string, dyn, sns int64, took ti
 		{"SNSCalls", "Count", float64(sns)},
 		{"Failures", "Count", float64(failures)},
 		{"ProcessingTime", "Milliseconds", float64(took.Microseconds()) / 1000},
-	}
+	})
+}
+
+// metric is one value of an EMF document.
+type metric struct {
+	name, unit string
+	v          float64
+}
+
+// writeEMF writes values as one EMF document with the dimension Cluster.
+func (h *Handler) writeEMF(cluster string, values []metric) {
 	doc := map[string]any{"Cluster": cluster}
 	defs := make([]map[string]string, len(values))
 	for i, m := range values {

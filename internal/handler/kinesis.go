@@ -2,9 +2,7 @@ package handler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -75,27 +73,7 @@ func (h *Handler) HandleKinesis(ctx context.Context, recs []events.KinesisEventR
 
 // emitPoison writes the metric of a record that could not be decoded.
 func (h *Handler) emitPoison() {
-	if h.Metrics == nil {
-		return
+	if h.Metrics != nil {
+		h.writeEMF("unknown", []metric{{"PoisonRecords", "Count", 1}})
 	}
-	doc := map[string]any{
-		"Cluster":       "unknown",
-		"PoisonRecords": 1,
-		"_aws": map[string]any{
-			"Timestamp": h.Now().UnixMilli(),
-			"CloudWatchMetrics": []any{map[string]any{
-				"Namespace":  MetricsNamespace,
-				"Dimensions": [][]string{{"Cluster"}},
-				"Metrics":    []map[string]string{{"Name": "PoisonRecords", "Unit": "Count"}},
-			}},
-		},
-	}
-	line, err := json.Marshal(doc)
-	if err != nil {
-		h.Log.Error("metrics not written", "error", fmt.Sprintf("marshal EMF: %v", err))
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.Metrics.Write(append(line, '\n'))
 }
